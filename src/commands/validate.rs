@@ -1,0 +1,36 @@
+//! `barkctl validate`: load, order and render every stack for one stage (or all
+//! stages), and check each document. No AWS.
+
+use super::Session;
+use crate::cli::ValidateArgs;
+use crate::render::{self, Renderer};
+use crate::Result;
+
+/// One line per stage: `stage: N stacks, M resources`.
+pub fn run(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
+    let all: Vec<String> = session.project.stacks.keys().cloned().collect();
+    let selected = all.iter().cloned().collect();
+    let names = session.ordered(&selected)?;
+    let stages: Vec<_> = if args.all_stages || session.global.stage.is_none() {
+        session.project.stages.values().collect()
+    } else {
+        vec![session.stage()?]
+    };
+    let renderer = Renderer::new(&session.project.root)?;
+    let opts = session.render_options();
+    let mut lines = Vec::new();
+    for stage in stages {
+        let rendered = render::render_all(&renderer, &session.project, stage, &names, opts)?;
+        let resources: usize = rendered
+            .iter()
+            .map(|r| r.template["Resources"].as_object().map_or(0, |m| m.len()))
+            .sum();
+        lines.push(format!(
+            "{}: {} stacks, {} resources: ok",
+            stage.name,
+            rendered.len(),
+            resources
+        ));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,75 @@
+//! The top-level error type: one variant per layer, and the exit code each maps to.
+
+use std::path::PathBuf;
+
+/// Exit codes, documented in README.md.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const DIFFERENCES: i32 = 1;
+    pub const INVALID_INPUT: i32 = 2;
+    pub const DEPLOY_FAILED: i32 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Project(#[from] Box<crate::project::Error>),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::Error),
+    #[error(transparent)]
+    Render(#[from] Box<crate::render::Error>),
+    /// Bad command-line input that clap could not catch (unknown stack name, ...).
+    #[error("{message}")]
+    Usage { message: String },
+    /// A command that exists in the CLI surface but has no body yet.
+    #[error("`barkctl {command}` is not available yet")]
+    NotAvailable { command: &'static str },
+    #[error("cannot write `{}`: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// AWS, build or deploy failures (exit code 3).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Project(_)
+            | Error::Graph(_)
+            | Error::Render(_)
+            | Error::Usage { .. }
+            | Error::NotAvailable { .. } => exit::INVALID_INPUT,
+            Error::Write { .. } | Error::Failed(_) => exit::DEPLOY_FAILED,
+        }
+    }
+
+    /// An optional hint printed after a blank line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Project(e) => e.hint(),
+            Error::NotAvailable { .. } => Some(
+                "this command is part of barkctl's surface; its body lands in a later release"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::project::Error> for Error {
+    fn from(e: crate::project::Error) -> Self {
+        Error::Project(Box::new(e))
+    }
+}
+
+impl From<crate::render::Error> for Error {
+    fn from(e: crate::render::Error) -> Self {
+        Error::Render(Box::new(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

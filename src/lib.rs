@@ -1,0 +1,13 @@
+//! barkctl: stack files -> validated project -> rendered CloudFormation -> deployed
+//! stacks. The binary in `main.rs` parses arguments and dispatches to `commands`.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod graph;
+pub mod project;
+pub mod render;
+pub mod report;
+pub mod toolchain;
+
+pub use error::{Error, Result};

@@ -1,0 +1,5 @@
+//! The one integration test target: runs the real `barkctl` binary on fixture
+//! projects in temp dirs and pins its stdout, stderr and exit code.
+
+mod harness;
+mod project_errors;
