@@ -1,6 +1,7 @@
 //! barkctl: stack files -> validated project -> rendered CloudFormation -> deployed
 //! stacks. The binary in `main.rs` parses arguments and dispatches to `commands`.
 
+pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod error;
