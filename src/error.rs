@@ -18,6 +18,14 @@ pub enum Error {
     Graph(#[from] crate::graph::Error),
     #[error(transparent)]
     Render(#[from] Box<crate::render::Error>),
+    #[error(transparent)]
+    Bundle(#[from] crate::bundle::Error),
+    #[error(transparent)]
+    Deploy(#[from] crate::deploy::Error),
+    #[error(transparent)]
+    Diff(#[from] crate::diff::Error),
+    #[error(transparent)]
+    Local(#[from] crate::local::Error),
     /// Bad command-line input that clap could not catch (unknown stack name, ...).
     #[error("{message}")]
     Usage { message: String },
@@ -43,6 +51,10 @@ impl Error {
             | Error::Render(_)
             | Error::Usage { .. }
             | Error::NotAvailable { .. } => exit::INVALID_INPUT,
+            Error::Bundle(e) => e.exit_code(),
+            Error::Deploy(e) => e.exit_code(),
+            Error::Diff(e) => e.exit_code(),
+            Error::Local(e) => e.exit_code(),
             Error::Write { .. } | Error::Failed(_) => exit::DEPLOY_FAILED,
         }
     }

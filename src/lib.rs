@@ -2,10 +2,15 @@
 //! stacks. The binary in `main.rs` parses arguments and dispatches to `commands`.
 
 pub mod aws;
+pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
+pub mod diff;
 pub mod error;
 pub mod graph;
+pub mod local;
+pub mod plan;
 pub mod project;
 pub mod render;
 pub mod report;

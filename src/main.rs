@@ -3,10 +3,9 @@
 use std::process::ExitCode;
 
 use barkctl::cli::{Cli, Command};
-use barkctl::commands::{self, synth::SynthOutput, Session};
+use barkctl::commands::{self, Ctx};
 use barkctl::error::exit;
 use barkctl::report::Term;
-use barkctl::Result;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -14,54 +13,36 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
+            let code = if e.use_stderr() {
                 exit::INVALID_INPUT
             } else {
                 exit::OK
-            } as u8);
+            };
+            return ExitCode::from(code as u8);
         }
     };
     let term = Term::new(cli.global.color, cli.global.quiet, cli.global.verbose);
-    match run(cli, term) {
+    let ctx = Ctx {
+        global: cli.global,
+        term,
+    };
+    let result = match &cli.command {
+        Command::Synth(a) => commands::synth::run(&ctx, a),
+        Command::Build(a) => commands::build::run(&ctx, a),
+        Command::Deploy(a) => commands::deploy::run(&ctx, a),
+        Command::Diff(a) => commands::diff::run(&ctx, a),
+        Command::Outputs(a) => commands::outputs::run(&ctx, a),
+        Command::Destroy(a) => commands::destroy::run(&ctx, a),
+        Command::Bootstrap => commands::bootstrap::run(&ctx),
+        Command::Graph(a) => commands::graph::run(&ctx, a),
+        Command::Validate(a) => commands::validate::run(&ctx, a),
+        Command::Local(a) => commands::local::run(&ctx, a),
+    };
+    match result {
         Ok(code) => ExitCode::from(code as u8),
         Err(e) => {
             term.error(&e.to_string(), e.hint().as_deref());
             ExitCode::from(e.exit_code() as u8)
         }
     }
-}
-
-fn run(cli: Cli, term: Term) -> Result<i32> {
-    let session = || Session::load(cli.global.clone(), term);
-    match &cli.command {
-        Command::Synth(args) => {
-            let s = session()?;
-            match commands::synth::run(&s, args)? {
-                SynthOutput::Stdout(json) => print!("{json}"),
-                SynthOutput::Files(paths) => {
-                    for p in paths {
-                        term.data(&p.display().to_string());
-                    }
-                }
-            }
-        }
-        Command::Graph(args) => {
-            let s = session()?;
-            print!("{}", commands::graph::run(&s, args)?);
-        }
-        Command::Validate(args) => {
-            let s = session()?;
-            for line in commands::validate::run(&s, args)? {
-                term.info(&line);
-            }
-        }
-        Command::Build(_) => return Err(commands::not_available("build")),
-        Command::Deploy(_) => return Err(commands::not_available("deploy")),
-        Command::Diff(_) => return Err(commands::not_available("diff")),
-        Command::Outputs(_) => return Err(commands::not_available("outputs")),
-        Command::Destroy(_) => return Err(commands::not_available("destroy")),
-        Command::Bootstrap => return Err(commands::not_available("bootstrap")),
-        Command::Local(_) => return Err(commands::not_available("local")),
-    }
-    Ok(exit::OK)
 }

@@ -2,11 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use super::Session;
+use super::{Ctx, Session};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::Result;
 
-pub fn run(session: &Session, args: &GraphArgs) -> Result<String> {
+pub fn run(ctx: &Ctx, args: &GraphArgs) -> Result<i32> {
+    let text = render(&ctx.session()?, args)?;
+    ctx.term.data(text.trim_end());
+    Ok(crate::error::exit::OK)
+}
+
+pub fn render(session: &Session, args: &GraphArgs) -> Result<String> {
     let graph = session.graph();
     let waves = graph.waves()?;
     match args.format {

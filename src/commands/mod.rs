@@ -1,7 +1,14 @@
 //! One module per command: each loads what it needs, calls the pure core, and
 //! returns what `main` reports.
 
+pub mod bootstrap;
+pub mod build;
+pub mod deploy;
+pub mod destroy;
+pub mod diff;
 pub mod graph;
+pub mod local;
+pub mod outputs;
 pub mod synth;
 pub mod validate;
 
@@ -14,6 +21,28 @@ use crate::project::{self, Project, Stage};
 use crate::render::{self, RenderOptions, Rendered, Renderer};
 use crate::report::Term;
 use crate::{Error, Result};
+
+/// What every command gets: the global flags and the terminal. The project is
+/// loaded on demand (`local` works outside a project's stage selection).
+pub struct Ctx {
+    pub global: GlobalArgs,
+    pub term: Term,
+}
+
+impl Ctx {
+    pub fn session(&self) -> Result<Session> {
+        Session::load(self.global.clone(), self.term)
+    }
+}
+
+/// Run an async command body on a fresh multi-threaded runtime.
+pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Failed(format!("cannot start the async runtime: {e}")))?;
+    Ok(rt.block_on(fut))
+}
 
 /// A loaded project and the global flags: what every command starts from.
 pub struct Session {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::Session;
+use super::{Ctx, Session};
 use crate::cli::SynthArgs;
 use crate::{Error, Result};
 
@@ -13,7 +13,20 @@ pub enum SynthOutput {
     Stdout(String),
 }
 
-pub fn run(session: &Session, args: &SynthArgs) -> Result<SynthOutput> {
+pub fn run(ctx: &Ctx, args: &SynthArgs) -> Result<i32> {
+    let session = ctx.session()?;
+    match synth(&session, args)? {
+        SynthOutput::Stdout(json) => ctx.term.data(json.trim_end()),
+        SynthOutput::Files(paths) => {
+            for p in paths {
+                ctx.term.data(&p.display().to_string());
+            }
+        }
+    }
+    Ok(crate::error::exit::OK)
+}
+
+pub fn synth(session: &Session, args: &SynthArgs) -> Result<SynthOutput> {
     let stage = session.stage()?;
     if args.stdout {
         let [name] = args.stacks.as_slice() else {

@@ -1,13 +1,20 @@
 //! `barkctl validate`: load, order and render every stack for one stage (or all
 //! stages), and check each document. No AWS.
 
-use super::Session;
+use super::{Ctx, Session};
 use crate::cli::ValidateArgs;
 use crate::render::{self, Renderer};
 use crate::Result;
 
-/// One line per stage: `stage: N stacks, M resources`.
-pub fn run(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
+pub fn run(ctx: &Ctx, args: &ValidateArgs) -> Result<i32> {
+    for line in validate(&ctx.session()?, args)? {
+        ctx.term.info(&line);
+    }
+    Ok(crate::error::exit::OK)
+}
+
+/// One line per stage: `stage: N stacks, M resources: ok`.
+pub fn validate(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
     let all: Vec<String> = session.project.stacks.keys().cloned().collect();
     let selected = all.iter().cloned().collect();
     let names = session.ordered(&selected)?;

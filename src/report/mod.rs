@@ -81,3 +81,7 @@ pub enum Style {
     Bold,
     Dim,
 }
+
+pub mod build;
+pub mod diff;
+pub mod progress;

@@ -1,0 +1,12 @@
+//! Carrying out a plan: assets, change sets, waiting, events, outputs hand-off, destroy.
+
+/// Errors of this layer. Each variant carries its context (stack, file, AWS code).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {}
+
+impl Error {
+    /// The process exit code for this error (see README "Exit codes").
+    pub fn exit_code(&self) -> i32 {
+        match *self {}
+    }
+}

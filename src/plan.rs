@@ -1,0 +1,1 @@
+//! Pure planning: rendered templates + deployed state -> what happens to each stack.

@@ -1,0 +1,1 @@
+//! Terminal output for `barkctl diff`: coloured on a TTY, plain otherwise.

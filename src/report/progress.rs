@@ -1,0 +1,1 @@
+//! Live progress for deploys: indicatif bars on a TTY, plain event lines otherwise.
