@@ -284,6 +284,12 @@ fn parse<T: DeserializeOwned>(rel: &Path, text: &str) -> Result<T, Error> {
             message.truncate(i);
         }
         let key = (key != "." && !key.is_empty()).then_some(key);
+        // serde_yaml_ng prefixes nested errors with their path: the key says it.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if key.as_deref().is_some_and(|k| k.starts_with(head)) {
+                message = rest.to_string();
+            }
+        }
         let line = loc.as_ref().map(|l| l.line()).or_else(|| {
             key.as_deref()
                 .and_then(|k| line_of(text, &k.split('.').collect::<Vec<_>>()))

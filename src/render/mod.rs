@@ -118,6 +118,8 @@ pub fn render_stack(
         }
     })?;
 
+    canonical_order(&mut template);
+
     if let Some(p) = check::check(&template).into_iter().next() {
         let line = p
             .name
@@ -233,6 +235,33 @@ fn add_parameters(
         );
     }
     Ok(())
+}
+
+/// Top-level sections in the order the CloudFormation docs use, so that the
+/// added `Parameters` sit near the top of synthesized templates.
+fn canonical_order(template: &mut Value) {
+    const ORDER: &[&str] = &[
+        "AWSTemplateFormatVersion",
+        "Description",
+        "Metadata",
+        "Transform",
+        "Parameters",
+        "Rules",
+        "Mappings",
+        "Conditions",
+        "Resources",
+        "Outputs",
+    ];
+    let Some(top) = template.as_object_mut() else {
+        return;
+    };
+    let mut old = std::mem::take(top);
+    for key in ORDER {
+        if let Some(v) = old.remove(*key) {
+            top.insert((*key).to_string(), v);
+        }
+    }
+    top.append(&mut old);
 }
 
 /// The first line of a template file that mentions `name`, for errors found

@@ -17,6 +17,9 @@ pub struct Renderer {
 handlebars_helper!(json: |v: Value| serde_json::to_string(&v).unwrap_or_default());
 handlebars_helper!(pascal: |s: str| pascal_case(s));
 handlebars_helper!(upper: |s: str| s.to_uppercase());
+// `{{sub needs.store.TableName}}` -> `${StoreTableName}`: a `Fn::Sub` variable,
+// which handlebars' own braces make awkward to write.
+handlebars_helper!(sub: |s: str| format!("${{{s}}}"));
 handlebars_helper!(join: |v: Value, sep: str| match v {
     Value::Array(items) => items
         .iter()
@@ -49,6 +52,7 @@ impl Renderer {
         hb.register_helper("json", Box::new(json));
         hb.register_helper("pascal", Box::new(pascal));
         hb.register_helper("upper", Box::new(upper));
+        hb.register_helper("sub", Box::new(sub));
         hb.register_helper("join", Box::new(join));
         let partials = root.join("templates").join("partials");
         if let Ok(entries) = std::fs::read_dir(&partials) {
