@@ -1,1 +1,20 @@
-//! Shared code of the realtime handlers.
+//! Shared code of the realtime handlers: the connections table (`store`), the message
+//! envelope and its typed payloads (`envelope`), token verification (`jwt`), the
+//! PostToConnection client (`management`), fan-out (`broadcaster`), the role gate of
+//! client-originated broadcasts (`client_broadcast`) and environment settings (`config`).
+
+pub mod broadcaster;
+pub mod client_broadcast;
+pub mod config;
+pub mod dynamo_json;
+pub mod envelope;
+pub mod jwt;
+pub mod management;
+pub mod store;
+
+pub use broadcaster::{BroadcastError, BroadcastReport, BroadcastRequest, Broadcaster, Target};
+pub use config::{ConfigError, RealtimeConfig};
+pub use envelope::{Envelope, EnvelopeError, Payload, MAX_FRAME_BYTES};
+pub use jwt::{JwtVerifier, TokenError};
+pub use management::{ConnectionSender, ManagementApi, ManagementClients, PostError};
+pub use store::{Connection, ConnectionStore, StoreError};

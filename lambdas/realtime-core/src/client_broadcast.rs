@@ -1,0 +1,141 @@
+//! Broadcasts asked for by a connected client (the `broadcast` action and route):
+//! role gate, tenant scoping, and the error frames the caller gets back.
+
+use serde_json::Value;
+
+use crate::broadcaster::{BroadcastError, BroadcastReport, BroadcastRequest, Broadcaster, Target};
+use crate::envelope::{Envelope, EnvelopeError};
+use crate::management::ConnectionSender;
+use crate::store::Connection;
+
+/// Roles allowed to broadcast from a WebSocket client.
+pub const BROADCAST_ROLES: [&str; 2] = ["admin", "staff"];
+
+/// A refusal, sent to the caller as an `error` message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn envelope(&self) -> Envelope {
+        Envelope::error(self.code, self.message.clone())
+    }
+}
+
+/// Checks the caller's role and keeps the broadcast inside the caller's tenant:
+/// `tenant` and `role` targets must name the caller's tenant, `all` is for admins.
+pub fn authorize(caller: &Connection, target: &Target) -> Result<(), Refusal> {
+    let forbidden = |message: String| Refusal {
+        code: "forbidden",
+        message,
+    };
+    if !BROADCAST_ROLES.contains(&caller.role.as_str()) {
+        return Err(forbidden(format!(
+            "role `{}` may not broadcast",
+            caller.role
+        )));
+    }
+    match target {
+        Target::Tenant { tenant_id } | Target::Role { tenant_id, .. }
+            if tenant_id != &caller.tenant_id =>
+        {
+            Err(forbidden(
+                "broadcasts are limited to your own tenant".into(),
+            ))
+        }
+        Target::All if caller.role != "admin" => {
+            Err(forbidden("only admins may broadcast to all".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Parses the request body (`{action, target, message}`), authorizes it and sends it.
+pub async fn run<S: ConnectionSender>(
+    caller: &Connection,
+    body: &Value,
+    broadcaster: &Broadcaster<S>,
+) -> Result<BroadcastReport, Refusal> {
+    let mut body = body.clone();
+    if let Some(obj) = body.as_object_mut() {
+        obj.remove("action");
+    }
+    let request: BroadcastRequest = serde_json::from_value(body).map_err(|e| Refusal {
+        code: "invalid_request",
+        message: format!("invalid broadcast request: {e}"),
+    })?;
+    authorize(caller, &request.target)?;
+    let envelope = request.envelope().map_err(envelope_refusal)?;
+    // `all` by an admin reaches every tenant by definition; everything else is scoped.
+    let scope = match request.target {
+        Target::All => None,
+        _ => Some(caller.tenant_id.as_str()),
+    };
+    broadcaster
+        .broadcast(&request.target, &envelope, scope)
+        .await
+        .map_err(|e| match e {
+            BroadcastError::Envelope(e) => envelope_refusal(e),
+            BroadcastError::Forbidden(m) => Refusal {
+                code: "forbidden",
+                message: m,
+            },
+            BroadcastError::Store(e) => {
+                tracing::error!(error = %e, "broadcast lookup failed");
+                Refusal {
+                    code: "internal_error",
+                    message: "the broadcast could not be completed".into(),
+                }
+            }
+        })
+}
+
+fn envelope_refusal(e: EnvelopeError) -> Refusal {
+    let code = match e {
+        EnvelopeError::TooLarge { .. } => "payload_too_large",
+        _ => "invalid_message",
+    };
+    Refusal {
+        code,
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(role: &str) -> Connection {
+        Connection {
+            connection_id: "c".into(),
+            user_id: "u".into(),
+            tenant_id: "t1".into(),
+            role: role.into(),
+            connected_at: "2026-11-21T00:00:00Z".into(),
+            expires_at: 0,
+            source_ip: None,
+            user_agent: None,
+            channels: vec![],
+        }
+    }
+
+    #[test]
+    fn only_admin_and_staff_broadcast_and_only_inside_their_tenant() {
+        let t1 = Target::Tenant {
+            tenant_id: "t1".into(),
+        };
+        let t2 = Target::Tenant {
+            tenant_id: "t2".into(),
+        };
+        assert!(authorize(&conn("staff"), &t1).is_ok());
+        assert_eq!(
+            authorize(&conn("viewer"), &t1).map_err(|r| r.code),
+            Err("forbidden")
+        );
+        assert!(authorize(&conn("admin"), &t2).is_err());
+        assert!(authorize(&conn("staff"), &Target::All).is_err());
+        assert!(authorize(&conn("admin"), &Target::All).is_ok());
+    }
+}
