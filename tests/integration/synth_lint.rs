@@ -1,0 +1,651 @@
+//! The repository's own BarkBase project and `examples/hello`: `synth` writes one
+//! template per stack, `cfn-lint` (the real linter, from the tools venv) finds no
+//! error and no warning in them, `validate` passes for every stage, and the facts
+//! the issue asks for are pinned in the rendered JSON.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness;
+
+const STACKS: [&str; 5] = ["network", "database", "realtime", "jobs", "experience"];
+
+/// Templates synthesised into a temp dir (kept alive with them).
+struct Synth {
+    _tmp: tempfile::TempDir,
+    files: Vec<PathBuf>,
+    app: String,
+    stage: String,
+}
+
+impl Synth {
+    fn template(&self, stack: &str) -> Value {
+        let want = format!("{}-{}-{stack}.template.json", self.app, self.stage);
+        let path = self
+            .files
+            .iter()
+            .find(|p| p.file_name().is_some_and(|n| n == want.as_str()))
+            .unwrap_or_else(|| panic!("no {want} among {:?}", self.files));
+        let text = std::fs::read_to_string(path).expect("read template");
+        serde_json::from_str(&text).expect("template is JSON")
+    }
+}
+
+/// `barkctl synth --stage S --out DIR` in `project_dir`; checks that stdout lists
+/// exactly the files written to DIR.
+fn synth(project_dir: &Path, app: &str, stage: &str) -> Synth {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let out = tmp.path().join("out");
+    let run = harness::run(
+        project_dir,
+        &[
+            "synth",
+            "--stage",
+            stage,
+            "--out",
+            out.to_str().expect("utf-8 temp path"),
+        ],
+    );
+    run.assert_ok();
+    let listed: Vec<PathBuf> = run.stdout.lines().map(PathBuf::from).collect();
+    let written: BTreeSet<PathBuf> = std::fs::read_dir(&out)
+        .expect("out dir exists")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    assert_eq!(
+        listed.iter().cloned().collect::<BTreeSet<_>>(),
+        written,
+        "stdout must list exactly the written files:\n{}",
+        run.stdout
+    );
+    assert_eq!(listed.len(), written.len(), "a path listed twice");
+    Synth {
+        _tmp: tmp,
+        files: listed,
+        app: app.to_string(),
+        stage: stage.to_string(),
+    }
+}
+
+/// One cfn-lint run over all `files` (one process is much cheaper than one per
+/// file). Fails on errors (bit 2), a crash (bit 1) and warnings (bit 4): the
+/// templates are kept warning-free, so a new warning is a regression to look at.
+fn lint(files: &[PathBuf]) {
+    let bin = harness::tool("cfn-lint");
+    let out = Command::new(&bin)
+        .arg("--")
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); run the tests with `bash scripts/test.sh`",
+                bin.display()
+            )
+        });
+    let code = out.status.code().unwrap_or(-1);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(code >= 0, "cfn-lint killed by a signal:\n{report}");
+    assert_eq!(code & 1, 0, "cfn-lint crashed (exit {code}):\n{report}");
+    assert_eq!(
+        code & 2,
+        0,
+        "cfn-lint found errors (exit {code}):\n{report}"
+    );
+    if code & 4 != 0 {
+        println!("cfn-lint warnings:\n{report}");
+    }
+    assert_eq!(code, 0, "cfn-lint found warnings:\n{report}");
+}
+
+fn synth_barkbase(stage: &str) -> (tempfile::TempDir, Synth) {
+    let (tmp, dir) = harness::copy_barkbase();
+    let s = synth(&dir, "barkbase", stage);
+    (tmp, s)
+}
+
+fn resources_of<'a>(t: &'a Value, ty: &str) -> Vec<(&'a String, &'a Value)> {
+    t["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == ty)
+        .collect()
+}
+
+fn assert_outputs(t: &Value, stack: &str, names: &[&str]) {
+    let outputs = t["Outputs"].as_object().expect("Outputs");
+    for n in names {
+        assert!(
+            outputs.contains_key(*n),
+            "{stack} lacks output {n}; has {:?}",
+            outputs.keys().collect::<Vec<_>>()
+        );
+    }
+}
+
+fn assert_five_templates(s: &Synth) {
+    let names: BTreeSet<String> = s
+        .files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    let want: BTreeSet<String> = STACKS
+        .iter()
+        .map(|st| format!("barkbase-{}-{st}.template.json", s.stage))
+        .collect();
+    assert_eq!(names, want);
+}
+
+#[test]
+fn synth_dev_writes_five_templates_that_cfn_lint_accepts() {
+    let (_tmp, s) = synth_barkbase("dev");
+    assert_five_templates(&s);
+    lint(&s.files);
+}
+
+#[test]
+fn synth_prod_writes_five_templates_that_cfn_lint_accepts() {
+    let (_tmp, s) = synth_barkbase("prod");
+    assert_five_templates(&s);
+    lint(&s.files);
+}
+
+#[test]
+fn validate_passes_for_every_stage_of_the_repo_project() {
+    let (_tmp, dir) = harness::copy_barkbase();
+    let run = harness::run(&dir, &["validate"]);
+    run.assert_ok();
+    for stage in ["dev", "local", "prod"] {
+        assert!(
+            run.stderr
+                .lines()
+                .any(|l| l.starts_with(&format!("{stage}: 5 stacks, ")) && l.ends_with(": ok")),
+            "no ok line for {stage}: {run:#?}"
+        );
+    }
+}
+
+#[test]
+fn hello_example_validates_synthesises_and_lints_clean() {
+    let example = harness::repo_root().join("examples").join("hello");
+    let run = harness::run(
+        &harness::repo_root(),
+        &[
+            "--project",
+            example.to_str().expect("utf-8 path"),
+            "validate",
+        ],
+    );
+    run.assert_ok();
+    assert!(run.stderr.contains("dev: 2 stacks, "), "{run:#?}");
+    assert!(run.stderr.contains("local: 2 stacks, "), "{run:#?}");
+
+    // From a copy: synth's default output folder would be inside the repository.
+    let (_tmp, dir) = harness::copy_project(&example);
+    let s = synth(&dir, "hello", "dev");
+    let names: Vec<String> = s
+        .files
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    // Deploy order: the queue before the topic that needs its outputs.
+    assert_eq!(
+        names,
+        [
+            "hello-dev-queue.template.json",
+            "hello-dev-alerts.template.json"
+        ]
+    );
+    let alerts = s.template("alerts");
+    assert_eq!(
+        alerts["Parameters"]["QueueQueueArn"]["Type"], "String",
+        "needs become parameters"
+    );
+    assert_eq!(
+        alerts["Resources"]["QueueSubscription"]["Properties"]["Endpoint"]["Ref"],
+        "QueueQueueArn"
+    );
+    lint(&s.files);
+}
+
+#[test]
+fn network_has_one_nat_gateway_in_dev_and_one_per_az_in_prod() {
+    for (stage, nats) in [("dev", 1), ("local", 1), ("prod", 2)] {
+        let (_tmp, s) = synth_barkbase(stage);
+        let t = s.template("network");
+        assert_eq!(
+            resources_of(&t, "AWS::EC2::NatGateway").len(),
+            nats,
+            "{stage}"
+        );
+        assert_eq!(resources_of(&t, "AWS::EC2::EIP").len(), nats, "{stage}");
+        // Both private subnets route somewhere: B through its own gateway in prod.
+        let route_b = &t["Resources"]["PrivateDefaultRouteB"]["Properties"]["NatGatewayId"];
+        let want = if nats == 2 {
+            "NatGatewayB"
+        } else {
+            "NatGatewayA"
+        };
+        assert_eq!(route_b["Ref"], want, "{stage}");
+        assert_eq!(resources_of(&t, "AWS::EC2::Subnet").len(), 6, "{stage}");
+        assert_eq!(
+            t["Resources"]["Vpc"]["Properties"]["CidrBlock"],
+            "10.0.0.0/16"
+        );
+        // The database group admits 5432 from the Lambda group and nothing else.
+        let ingress = &t["Resources"]["DbSecurityGroup"]["Properties"]["SecurityGroupIngress"];
+        assert_eq!(ingress.as_array().map(Vec::len), Some(1));
+        assert_eq!(ingress[0]["FromPort"], 5432);
+        assert_eq!(ingress[0]["ToPort"], 5432);
+        assert_eq!(
+            ingress[0]["SourceSecurityGroupId"]["Ref"],
+            "LambdaSecurityGroup"
+        );
+        assert_outputs(
+            &t,
+            "network",
+            &[
+                "VpcId",
+                "PrivateSubnetIds",
+                "IsolatedSubnetIds",
+                "LambdaSecurityGroupId",
+                "DbSecurityGroupId",
+            ],
+        );
+    }
+}
+
+#[test]
+fn a_nat_gateway_count_other_than_1_or_2_is_refused_by_validate() {
+    let (_tmp, dir) = harness::copy_barkbase();
+    let path = dir.join("stacks").join("network.yaml");
+    let text = std::fs::read_to_string(&path).expect("network.yaml");
+    assert!(text.contains("nat_gateways: 2"));
+    harness::write(&path, &text.replace("nat_gateways: 2", "nat_gateways: 3"));
+    harness::run(&dir, &["validate"])
+        .assert_invalid(&["templates/network.yaml.hbs", "nat_gateways_must_be_1_or_2"]);
+}
+
+#[test]
+fn database_is_encrypted_snapshotted_and_protected_in_prod() {
+    for (stage, protected, class) in [
+        ("dev", false, "db.t4g.micro"),
+        ("prod", true, "db.t4g.medium"),
+    ] {
+        let (_tmp, s) = synth_barkbase(stage);
+        let t = s.template("database");
+        let db = &t["Resources"]["DbInstance"];
+        assert_eq!(db["Type"], "AWS::RDS::DBInstance");
+        assert_eq!(db["DeletionPolicy"], "Snapshot");
+        assert_eq!(db["UpdateReplacePolicy"], "Snapshot");
+        let p = &db["Properties"];
+        assert_eq!(p["StorageEncrypted"], true);
+        assert_eq!(p["PubliclyAccessible"], false);
+        assert_eq!(p["DeletionProtection"], protected, "{stage}");
+        assert_eq!(p["MultiAZ"], protected, "{stage}");
+        assert_eq!(p["DBInstanceClass"], class, "{stage}");
+        // Handlebars would eat a bare `{{`: the dynamic reference must survive rendering.
+        assert_eq!(
+            p["MasterUserPassword"]["Fn::Sub"],
+            "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"
+        );
+        let secret = &t["Resources"]["DbSecret"]["Properties"];
+        assert_eq!(
+            secret["Name"],
+            format!("barkbase/{stage}/postgres/credentials")
+        );
+        assert_eq!(
+            secret["GenerateSecretString"]["GenerateStringKey"],
+            "password"
+        );
+        let attach = &t["Resources"]["DbSecretAttachment"];
+        assert_eq!(
+            attach["Type"],
+            "AWS::SecretsManager::SecretTargetAttachment"
+        );
+        assert_eq!(attach["Properties"]["TargetId"]["Ref"], "DbInstance");
+        assert_outputs(
+            &t,
+            "database",
+            &[
+                "DbHost",
+                "DbPort",
+                "DbName",
+                "DbSecretArn",
+                "DbHealthcheckFunctionName",
+            ],
+        );
+        // The local emulator answers 3306 for Endpoint.Port: the port is a literal.
+        assert_eq!(t["Outputs"]["DbPort"]["Value"], "5432");
+        let f = &t["Resources"]["HealthcheckFunction"]["Properties"];
+        assert_eq!(
+            (f["MemorySize"].as_u64(), f["Timeout"].as_u64()),
+            (Some(256), Some(30))
+        );
+    }
+}
+
+#[test]
+fn realtime_api_table_and_functions_follow_the_contract() {
+    let (_tmp, s) = synth_barkbase("dev");
+    let t = s.template("realtime");
+    let api = &t["Resources"]["WebSocketApi"]["Properties"];
+    assert_eq!(api["Name"], "barkbase-dev-realtime");
+    assert_eq!(api["ProtocolType"], "WEBSOCKET");
+    assert_eq!(api["RouteSelectionExpression"], "$request.body.action");
+    let routes: BTreeSet<&str> = resources_of(&t, "AWS::ApiGatewayV2::Route")
+        .into_iter()
+        .filter_map(|(_, r)| r["Properties"]["RouteKey"].as_str())
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from(["$connect", "$disconnect", "$default", "broadcast"])
+    );
+    assert_eq!(resources_of(&t, "AWS::ApiGatewayV2::Integration").len(), 4);
+    assert_eq!(resources_of(&t, "AWS::Lambda::Permission").len(), 4);
+    let stage = &t["Resources"]["WebSocketStage"]["Properties"];
+    assert_eq!(stage["StageName"], "dev");
+    assert_eq!(stage["AutoDeploy"], true);
+    assert!(stage["DefaultRouteSettings"]["ThrottlingBurstLimit"].is_u64());
+    assert!(stage["DefaultRouteSettings"]["ThrottlingRateLimit"].is_u64());
+
+    let table = &t["Resources"]["ConnectionsTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    let tp = &table["Properties"];
+    assert_eq!(tp["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(tp["KeySchema"][0]["AttributeName"], "connectionId");
+    assert_eq!(tp["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
+    assert_eq!(tp["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        tp["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    let gsis: Vec<(String, Vec<String>)> = tp["GlobalSecondaryIndexes"]
+        .as_array()
+        .expect("GSIs")
+        .iter()
+        .map(|g| {
+            assert_eq!(g["Projection"]["ProjectionType"], "ALL");
+            let keys = g["KeySchema"]
+                .as_array()
+                .expect("key schema")
+                .iter()
+                .map(|k| format!("{}:{}", k["AttributeName"], k["KeyType"]).replace('"', ""))
+                .collect();
+            (
+                g["IndexName"].as_str().unwrap_or_default().to_string(),
+                keys,
+            )
+        })
+        .collect();
+    assert_eq!(
+        gsis,
+        vec![
+            ("userId-index".to_string(), vec!["userId:HASH".to_string()]),
+            (
+                "tenantId-index".to_string(),
+                vec!["tenantId:HASH".to_string()]
+            ),
+            (
+                "channel-index".to_string(),
+                vec!["channel:HASH".to_string(), "connectionId:RANGE".to_string()]
+            ),
+        ]
+    );
+
+    let jwt = &t["Resources"]["JwtSecret"]["Properties"];
+    assert_eq!(jwt["Name"], "barkbase/dev/realtime/jwt");
+    assert_eq!(jwt["GenerateSecretString"]["SecretStringTemplate"], "{}");
+    assert_eq!(jwt["GenerateSecretString"]["GenerateStringKey"], "secret");
+
+    for key in ["connect", "disconnect", "message", "broadcast"] {
+        let id = format!("{}Function", key[..1].to_uppercase() + &key[1..]);
+        let f = &t["Resources"][&id];
+        let p = &f["Properties"];
+        assert_eq!(p["FunctionName"], format!("barkbase-dev-realtime-{key}"));
+        assert_eq!(p["MemorySize"], 512, "{key}");
+        assert_eq!(p["Timeout"], 10, "{key}");
+        assert!(p["VpcConfig"]["SubnetIds"].is_object(), "{key} in the VPC");
+        let env = &p["Environment"]["Variables"];
+        for var in [
+            "CONNECTIONS_TABLE",
+            "WEBSOCKET_MANAGEMENT_ENDPOINT",
+            "JWT_SECRET_ARN",
+            "CONNECTION_TTL_SECONDS",
+            "BROADCAST_CONCURRENCY",
+            "STAGE",
+            "DB_HOST",
+            "DB_PORT",
+            "DB_NAME",
+            "DB_SECRET_ARN",
+        ] {
+            assert!(env.get(var).is_some(), "{key} lacks {var}");
+        }
+        assert_eq!(env["CONNECTION_TTL_SECONDS"], "7200");
+        assert_eq!(env["DB_HOST"]["Ref"], "DatabaseDbHost");
+        let log = &t["Resources"][format!("{id}LogGroup")]["Properties"];
+        assert_eq!(
+            log["LogGroupName"],
+            format!("/aws/lambda/barkbase-dev-realtime-{key}")
+        );
+        assert_eq!(log["RetentionInDays"], 7);
+    }
+
+    // ManageConnections is scoped to this API's @connections, never `*`.
+    let policies = resources_of(&t, "AWS::IAM::Role")
+        .into_iter()
+        .map(|(_, r)| r["Properties"]["Policies"].to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(policies.contains("${WebSocketApi}/*/POST/@connections/*"));
+    for role in resources_of(&t, "AWS::IAM::Role") {
+        for policy in role.1["Properties"]["Policies"]
+            .as_array()
+            .expect("policies")
+        {
+            for st in policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .expect("statements")
+            {
+                if st["Resource"] == "*" {
+                    assert!(
+                        st["Action"].to_string().contains("xray:"),
+                        "only X-Ray may use Resource *: {st}"
+                    );
+                }
+            }
+        }
+    }
+    assert_outputs(
+        &t,
+        "realtime",
+        &[
+            "WebSocketUrl",
+            "WebSocketApiId",
+            "ManagementEndpoint",
+            "ConnectionsTableName",
+            "BroadcastFunctionArn",
+        ],
+    );
+    assert_eq!(
+        t["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"],
+        "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"
+    );
+}
+
+#[test]
+fn prod_keeps_function_logs_thirty_days() {
+    let (_tmp, s) = synth_barkbase("prod");
+    for stack in ["realtime", "jobs", "database"] {
+        let t = s.template(stack);
+        for (id, log) in resources_of(&t, "AWS::Logs::LogGroup") {
+            assert_eq!(log["Properties"]["RetentionInDays"], 30, "{stack}.{id}");
+        }
+    }
+}
+
+#[test]
+fn jobs_run_on_their_schedules_with_retries_and_alarms() {
+    let (_tmp, s) = synth_barkbase("dev");
+    let t = s.template("jobs");
+    let res = &t["Resources"];
+    for (key, id, cron, state, retries, timeout) in [
+        (
+            "property-archival",
+            "PropertyArchivalFunction",
+            "cron(0 2 * * ? *)",
+            "ENABLED",
+            2,
+            300,
+        ),
+        (
+            "property-deletion",
+            "PropertyDeletionFunction",
+            "cron(0 3 * * ? *)",
+            "ENABLED",
+            2,
+            300,
+        ),
+        (
+            "migration",
+            "MigrationFunction",
+            "cron(0 4 1 * ? *)",
+            "DISABLED",
+            1,
+            900,
+        ),
+    ] {
+        let f = &res[id]["Properties"];
+        assert_eq!(f["Timeout"], timeout, "{key}");
+        assert_eq!(f["MemorySize"], 512, "{key}");
+        assert_eq!(
+            f["Environment"]["Variables"]["DB_SECRET_ARN"]["Ref"],
+            "DatabaseDbSecretArn"
+        );
+
+        let rule = &res[format!("{id}Schedule")];
+        assert_eq!(rule["Type"], "AWS::Events::Rule");
+        let rp = &rule["Properties"];
+        assert_eq!(rp["Name"], format!("barkbase-dev-{key}-schedule"));
+        assert_eq!(rp["ScheduleExpression"], cron, "{key}");
+        assert_eq!(rp["State"], state, "{key}");
+        assert_eq!(rp["Targets"][0]["Arn"]["Fn::GetAtt"][0], id);
+
+        let perm = &res[format!("{id}SchedulePermission")]["Properties"];
+        assert_eq!(perm["Principal"], "events.amazonaws.com");
+        assert_eq!(perm["SourceArn"]["Fn::GetAtt"][0], format!("{id}Schedule"));
+
+        let invoke = &res[format!("{id}InvokeConfig")];
+        assert_eq!(invoke["Type"], "AWS::Lambda::EventInvokeConfig");
+        assert_eq!(invoke["Properties"]["Qualifier"], "$LATEST");
+        assert_eq!(
+            invoke["Properties"]["MaximumRetryAttempts"], retries,
+            "{key}"
+        );
+
+        let alarm = &res[format!("{id}ErrorsAlarm")]["Properties"];
+        assert_eq!(alarm["MetricName"], "Errors");
+        assert_eq!(alarm["Namespace"], "AWS/Lambda");
+        assert_eq!(alarm["Dimensions"][0]["Value"]["Ref"], id);
+        assert_eq!(alarm["AlarmActions"][0]["Ref"], "AlarmTopic");
+    }
+    assert_eq!(resources_of(&t, "AWS::SNS::Topic").len(), 1);
+}
+
+#[test]
+fn experience_stream_mapping_bisects_and_reports_item_failures() {
+    let (_tmp, s) = synth_barkbase("dev");
+    let t = s.template("experience");
+    let table = &t["Resources"]["MetricsTable"];
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    assert_eq!(
+        table["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_AND_OLD_IMAGES"
+    );
+    let mappings = resources_of(&t, "AWS::Lambda::EventSourceMapping");
+    assert_eq!(mappings.len(), 1);
+    let m = &mappings[0].1["Properties"];
+    assert_eq!(
+        m["EventSourceArn"]["Fn::GetAtt"],
+        serde_json::json!(["MetricsTable", "StreamArn"])
+    );
+    assert_eq!(m["BatchSize"], 100);
+    assert_eq!(m["MaximumBatchingWindowInSeconds"], 5);
+    assert_eq!(m["MaximumRetryAttempts"], 3);
+    assert_eq!(m["BisectBatchOnFunctionError"], true);
+    assert_eq!(m["StartingPosition"], "LATEST");
+    assert_eq!(
+        m["FunctionResponseTypes"],
+        serde_json::json!(["ReportBatchItemFailures"])
+    );
+    let env = &t["Resources"]["StreamProcessorFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        env["CONNECTIONS_TABLE"]["Ref"],
+        "RealtimeConnectionsTableName"
+    );
+    assert_eq!(
+        env["WEBSOCKET_MANAGEMENT_ENDPOINT"]["Ref"],
+        "RealtimeManagementEndpoint"
+    );
+    assert_eq!(env["METRICS_CHANNEL"], "metrics");
+    let f = &t["Resources"]["StreamProcessorFunction"]["Properties"];
+    assert_eq!(
+        (f["MemorySize"].as_u64(), f["Timeout"].as_u64()),
+        (Some(512), Some(300))
+    );
+}
+
+/// What every function of every stack shares, whatever the stack.
+#[test]
+fn every_function_is_a_traced_al2023_bootstrap_with_its_own_log_group_first() {
+    let (_tmp, s) = synth_barkbase("dev");
+    let mut count = 0;
+    for stack in STACKS {
+        let t = s.template(stack);
+        for (id, f) in resources_of(&t, "AWS::Lambda::Function") {
+            count += 1;
+            let p = &f["Properties"];
+            assert_eq!(p["Runtime"], "provided.al2023", "{stack}.{id}");
+            assert_eq!(p["Handler"], "bootstrap", "{stack}.{id}");
+            assert_eq!(p["TracingConfig"]["Mode"], "Active", "{stack}.{id}");
+            let arch = p["Architectures"][0].as_str().unwrap_or_default();
+            assert!(matches!(arch, "x86_64" | "arm64"), "{stack}.{id}: {arch}");
+            assert_eq!(p["Code"]["S3Bucket"]["Ref"], "AssetsBucket");
+            let key_param = p["Code"]["S3Key"]["Ref"].as_str().unwrap_or_default();
+            assert!(
+                t["Parameters"].get(key_param).is_some(),
+                "{stack}.{id}: code key parameter {key_param}"
+            );
+            assert_eq!(p["Environment"]["Variables"]["STAGE"], "dev");
+            let log = format!("{id}LogGroup");
+            assert_eq!(f["DependsOn"], log.as_str(), "{stack}.{id}");
+            let name = p["FunctionName"].as_str().unwrap_or_default();
+            assert_eq!(
+                t["Resources"][&log]["Properties"]["LogGroupName"],
+                format!("/aws/lambda/{name}")
+            );
+            assert!(
+                p["Tags"].to_string().contains("barkctl:stage"),
+                "{stack}.{id} tagged"
+            );
+        }
+    }
+    assert_eq!(count, 9, "one function per contract entry");
+}
