@@ -1,0 +1,464 @@
+//! The effectful half of `barkctl diff`: read what is deployed (DescribeStacks,
+//! GetTemplate), compare, and with `--method change-set|auto` read a change set's
+//! own replacement verdicts. Read-only by construction: the one mutating call,
+//! CreateChangeSet, is always followed by DeleteChangeSet, and is never made for a
+//! stack that does not exist (a CREATE change set would leave a stack record).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{
+    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter,
+    Replacement as CfnReplacement, RequiresRecreation, TemplateStage,
+};
+use aws_sdk_cloudformation::Client;
+use serde_json::Value;
+
+use super::compare::{self, New, Old};
+use super::model::{
+    ChangeKind, Impact, Method, NewValue, PathChange, Replacement, ResourceChange, StackDiff,
+    StackStatus,
+};
+use super::resolve::{self, DeployedStack};
+use super::{classify, Error};
+use crate::aws::{self, Target};
+use crate::cli::DiffMethod;
+use crate::project::{Project, Stage};
+use crate::render::Rendered;
+
+/// CloudFormation's limit for an inline TemplateBody.
+const MAX_TEMPLATE_BODY: usize = 51_200;
+/// A change set that has not settled by then is reported as an error.
+const CHANGE_SET_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What to compare.
+pub struct Request<'a> {
+    pub target: &'a Target,
+    pub project: &'a Project,
+    pub stage: &'a Stage,
+    /// The selected stacks, rendered, in deploy order.
+    pub rendered: &'a [Rendered],
+    pub method: DiffMethod,
+}
+
+/// Compare every rendered stack with what is deployed.
+pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
+    let sdk = aws::sdk_config(req.target).await;
+    let client = Client::new(&sdk);
+
+    // Each selected stack and every stack it takes outputs from, read at once.
+    let mut names: Vec<String> = Vec::new();
+    for r in req.rendered {
+        names.push(r.stack_name.clone());
+        if let Some(stack) = req.project.stacks.get(&r.stack) {
+            for up in stack.needs.keys() {
+                names.push(req.project.stack_name(&req.stage.name, up));
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    let fetched =
+        futures::future::try_join_all(names.iter().map(|n| read_stack(&client, n))).await?;
+    let deployed: BTreeMap<String, Option<DeployedStack>> =
+        names.into_iter().zip(fetched).collect();
+    let lookup = |name: &str| deployed.get(name).and_then(Option::as_ref);
+
+    let mut out = Vec::new();
+    for r in req.rendered {
+        let own = lookup(&r.stack_name);
+        let values = resolve::new_values(r, own, |up| {
+            lookup(&req.project.stack_name(&req.stage.name, up))
+        });
+        let old = own.map(|d| Old {
+            template: &d.template,
+            parameters: &d.parameters,
+        });
+        let mut diff = compare::compare(
+            &r.stack_name,
+            &r.stack,
+            old,
+            New {
+                template: &r.template,
+                parameters: &values,
+            },
+        );
+        if let Some(d) = own {
+            if d.status.ends_with("_IN_PROGRESS") {
+                diff.notes.push(format!(
+                    "the stack is {}: compared with the template it is moving to",
+                    d.status
+                ));
+            }
+        }
+        if let (Some(d), true) = (own, diff.status == StackStatus::Changed) {
+            if req.method != DiffMethod::Template {
+                review(&client, &mut diff, r, &values, d, req.method).await?;
+            }
+        }
+        out.push(diff);
+    }
+    Ok(out)
+}
+
+/// The stack as deployed, or `None` when there is nothing deployed to compare
+/// with (never created, deleted, only a never-executed CREATE change set, or a
+/// failed create that deploy deletes and recreates).
+async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>, Error> {
+    let aws_err = |operation, e: &dyn std::fmt::Display| Error::Aws {
+        stack: name.to_string(),
+        operation,
+        message: e.to_string(),
+    };
+    let described = match client.describe_stacks().stack_name(name).send().await {
+        Ok(o) => o,
+        Err(e)
+            if e.code() == Some("ValidationError")
+                && e.message().is_some_and(|m| m.contains("does not exist")) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(aws_err("describe stack", &aws::describe_error(&e))),
+    };
+    let Some(stack) = described.stacks().first() else {
+        return Ok(None);
+    };
+    let status = stack
+        .stack_status()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    if matches!(
+        status.as_str(),
+        "DELETE_COMPLETE" | "REVIEW_IN_PROGRESS" | "ROLLBACK_COMPLETE"
+    ) {
+        return Ok(None);
+    }
+    let parameters = stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
+    let outputs = stack
+        .outputs()
+        .iter()
+        .filter_map(|o| {
+            Some((
+                o.output_key()?.to_string(),
+                o.output_value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
+    let got = client
+        .get_template()
+        .stack_name(name)
+        .template_stage(TemplateStage::Original)
+        .send()
+        .await
+        .map_err(|e| aws_err("get the template of", &aws::describe_error(&e)))?;
+    let body = got.template_body().unwrap_or_default();
+    let template = crate::render::cfn_yaml::parse(body).map_err(|e| Error::DeployedTemplate {
+        stack: name.to_string(),
+        message: match e.line {
+            Some(l) => format!("line {l}: {}", e.message),
+            None => e.message,
+        },
+    })?;
+    Ok(Some(DeployedStack {
+        status,
+        template,
+        parameters,
+        outputs,
+    }))
+}
+
+/// One resource change as a change set reports it.
+#[derive(Debug, Clone)]
+struct CsChange {
+    action: Option<ChangeAction>,
+    logical_id: String,
+    resource_type: String,
+    replacement: Option<CfnReplacement>,
+    scope: Vec<String>,
+    /// Changed attribute (`Properties.Timeout`) and whether it recreates.
+    details: Vec<(String, Option<RequiresRecreation>)>,
+}
+
+enum Review {
+    Changes(Vec<CsChange>),
+    NoChanges,
+    /// The change set could not be made; the reason becomes a note.
+    Unavailable(String),
+}
+
+/// Create a change set, read it, delete it, and let it override the local
+/// classification where it carries `Replacement`. With `auto`, anything that
+/// stops the change set (an emulator without support, a permission) falls back
+/// to the template method with a note; only a change set left behind is an error.
+async fn review(
+    client: &Client,
+    diff: &mut StackDiff,
+    rendered: &Rendered,
+    values: &BTreeMap<String, NewValue>,
+    deployed: &DeployedStack,
+    method: DiffMethod,
+) -> Result<(), Error> {
+    let outcome = change_set(
+        client,
+        &rendered.stack_name,
+        &rendered.template,
+        values,
+        deployed,
+    )
+    .await;
+    let fallback = "classified from the resource schemas";
+    match outcome {
+        Ok(Review::Changes(changes)) => {
+            if apply(diff, &changes) {
+                diff.method = Method::ChangeSet;
+            } else {
+                diff.notes.push(format!(
+                    "the endpoint's change set carries no `Replacement` data: {fallback}"
+                ));
+            }
+        }
+        Ok(Review::NoChanges) => diff.notes.push(
+            "the change set lists no resource changes (parameter or output changes only)".into(),
+        ),
+        Ok(Review::Unavailable(why)) => {
+            diff.notes.push(format!("no change set: {why}; {fallback}"))
+        }
+        Err(e @ Error::ChangeSet { .. }) if e.to_string().contains("not deleted") => return Err(e),
+        Err(e) if method == DiffMethod::Auto => {
+            diff.notes.push(format!("no change set ({e}); {fallback}"))
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+async fn change_set(
+    client: &Client,
+    stack: &str,
+    template: &Value,
+    values: &BTreeMap<String, NewValue>,
+    deployed: &DeployedStack,
+) -> Result<Review, Error> {
+    let body = serde_json::to_string(template).unwrap_or_default();
+    if body.len() > MAX_TEMPLATE_BODY {
+        return Ok(Review::Unavailable(format!(
+            "the template is {} bytes, over the {MAX_TEMPLATE_BODY} a change set takes inline",
+            body.len()
+        )));
+    }
+    let mut parameters = Vec::new();
+    for (name, value) in values {
+        let p = Parameter::builder().parameter_key(name);
+        parameters.push(match value {
+            NewValue::Known(v) => p.parameter_value(v).build(),
+            NewValue::KnownAfterDeploy if deployed.parameters.contains_key(name) => {
+                p.use_previous_value(true).build()
+            }
+            NewValue::KnownAfterDeploy => {
+                return Ok(Review::Unavailable(format!(
+                    "parameter `{name}` is known only after deploy"
+                )));
+            }
+        });
+    }
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let name = format!("barkctl-diff-{millis}");
+    let created = client
+        .create_change_set()
+        .stack_name(stack)
+        .change_set_name(&name)
+        .change_set_type(ChangeSetType::Update)
+        .description("barkctl diff: read, then deleted")
+        .template_body(body)
+        .set_parameters(Some(parameters))
+        .capabilities(Capability::CapabilityIam)
+        .capabilities(Capability::CapabilityNamedIam)
+        .capabilities(Capability::CapabilityAutoExpand)
+        .send()
+        .await;
+    if let Err(e) = created {
+        // AWS makes a FAILED change set for a no-op; moto refuses at once.
+        if e.message()
+            .is_some_and(|m| m.contains("No updates are to be performed"))
+        {
+            return Ok(Review::NoChanges);
+        }
+        return Err(Error::Aws {
+            stack: stack.to_string(),
+            operation: "create a change set for",
+            message: aws::describe_error(&e),
+        });
+    }
+    let read = read_change_set(client, stack, &name).await;
+    // Whatever reading gave, the change set goes: diff must leave no trace.
+    if let Err(e) = client
+        .delete_change_set()
+        .stack_name(stack)
+        .change_set_name(&name)
+        .send()
+        .await
+    {
+        return Err(Error::ChangeSet {
+            stack: stack.to_string(),
+            change_set: name,
+            problem: format!("was not deleted: {}", aws::describe_error(&e)),
+        });
+    }
+    read
+}
+
+async fn read_change_set(client: &Client, stack: &str, name: &str) -> Result<Review, Error> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(200);
+    let cs_err = |problem: String| Error::ChangeSet {
+        stack: stack.to_string(),
+        change_set: name.to_string(),
+        problem,
+    };
+    let mut changes = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let out = client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| Error::Aws {
+                stack: stack.to_string(),
+                operation: "describe a change set of",
+                message: aws::describe_error(&e),
+            })?;
+        match out.status() {
+            Some(ChangeSetStatus::CreatePending) | Some(ChangeSetStatus::CreateInProgress) => {
+                if started.elapsed() > CHANGE_SET_TIMEOUT {
+                    return Err(cs_err(format!(
+                        "did not settle within {} s",
+                        CHANGE_SET_TIMEOUT.as_secs()
+                    )));
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+            Some(ChangeSetStatus::Failed) => {
+                let reason = out.status_reason().unwrap_or_default();
+                if reason.contains("didn't contain changes")
+                    || reason.contains("No updates are to be performed")
+                {
+                    return Ok(Review::NoChanges);
+                }
+                return Err(cs_err(format!("failed: {reason}")));
+            }
+            _ => {}
+        }
+        for c in out.changes() {
+            let Some(rc) = c.resource_change() else {
+                continue;
+            };
+            changes.push(CsChange {
+                action: rc.action().cloned(),
+                logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
+                resource_type: rc.resource_type().unwrap_or_default().to_string(),
+                replacement: rc.replacement().cloned(),
+                scope: rc.scope().iter().map(|s| s.as_str().to_string()).collect(),
+                details: rc
+                    .details()
+                    .iter()
+                    .filter_map(|d| {
+                        let t = d.target()?;
+                        let attr = t
+                            .attribute()
+                            .map(|a| a.as_str().to_string())
+                            .unwrap_or_default();
+                        let path = match t.name() {
+                            Some(n) => format!("{attr}.{n}"),
+                            None => attr,
+                        };
+                        Some((path, t.requires_recreation().cloned()))
+                    })
+                    .collect(),
+            });
+        }
+        match out.next_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => return Ok(Review::Changes(changes)),
+        }
+    }
+}
+
+/// Let the change set's verdicts win. `false` when it has none to give (modified
+/// resources without `Replacement`, as moto reports them).
+fn apply(diff: &mut StackDiff, changes: &[CsChange]) -> bool {
+    let modified: Vec<&CsChange> = changes
+        .iter()
+        .filter(|c| c.action == Some(ChangeAction::Modify))
+        .collect();
+    if !modified.is_empty() && modified.iter().all(|c| c.replacement.is_none()) {
+        return false;
+    }
+    for c in modified {
+        let Some(rep) = &c.replacement else { continue };
+        let impact = match rep {
+            CfnReplacement::True => Impact::Replace,
+            CfnReplacement::Conditional => Impact::MayReplace,
+            _ => Impact::InPlace,
+        };
+        let idx = match diff
+            .resources
+            .iter()
+            .position(|r| r.logical_id == c.logical_id)
+        {
+            Some(i) => i,
+            None => {
+                // A change the template text does not show (a dynamic reference,
+                // a parameter barkctl could not resolve): list what the change set says.
+                diff.resources.push(ResourceChange {
+                    logical_id: c.logical_id.clone(),
+                    stateful: classify::is_stateful(&c.resource_type),
+                    resource_type: c.resource_type.clone(),
+                    change: ChangeKind::Modified,
+                    impact,
+                    properties: c
+                        .details
+                        .iter()
+                        .map(|(path, rec)| PathChange {
+                            path: path.clone(),
+                            old: None,
+                            new: None,
+                            replacement: match rec {
+                                Some(RequiresRecreation::Always) => Replacement::Always,
+                                Some(RequiresRecreation::Conditionally) => Replacement::Conditional,
+                                _ => Replacement::Never,
+                            },
+                            via_parameter: None,
+                        })
+                        .collect(),
+                    classified_by: Method::ChangeSet,
+                    scope: Vec::new(),
+                    note: Some("shown by the change set only".into()),
+                });
+                diff.resources.len() - 1
+            }
+        };
+        let r = &mut diff.resources[idx];
+        r.impact = impact;
+        r.classified_by = Method::ChangeSet;
+        r.scope = c.scope.clone();
+    }
+    true
+}
