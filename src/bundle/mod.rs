@@ -1,12 +1,412 @@
-//! Lambda crates (found with cargo_metadata) -> one release build -> reproducible zips keyed by the sha256 of the binary; asset upload.
+//! Lambda crates (found with cargo_metadata) -> one release build -> reproducible
+//! zips keyed by the sha256 of the binary.
+//!
+//! A bundle's key is the hash of the binary, not of the zip: the zip is a
+//! function of the binary (fixed time and mode), so an unchanged binary is never
+//! re-zipped, and its S3 object is never uploaded again.
 
-/// Errors of this layer. Each variant carries its context (stack, file, AWS code).
+mod archive;
+mod cargo;
+mod select;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+pub use select::{all_functions, functions_of, select, FunctionRef};
+
+use crate::project::{ArchChoice, Architecture, Project};
+use crate::toolchain;
+
+/// A built, zipped Lambda binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bundle {
+    pub crate_name: String,
+    /// The executable cargo built (`target/release/realtime-connect`).
+    pub binary: PathBuf,
+    /// `target/lambda/<crate>/bootstrap.zip`
+    pub zip: PathBuf,
+    /// Hex sha256 of the binary.
+    pub sha256: String,
+    pub zip_bytes: u64,
+    pub architecture: Architecture,
+    /// The zip was written by this build (false: the existing zip was reused).
+    pub rezipped: bool,
+    /// The functions shipping this bundle, as `stack.function`.
+    pub functions: Vec<String>,
+}
+
+impl Bundle {
+    /// The S3 key of this bundle in the asset bucket: `{app}/{sha256}.zip`.
+    pub fn s3_key(&self, app: &str) -> String {
+        format!("{app}/{}.zip", self.sha256)
+    }
+}
+
+/// Build events, for progress display. Every method has a do-nothing default.
+pub trait BuildReporter: Send + Sync {
+    /// One cargo invocation starts for `crates` (target triple `target`);
+    /// `units` is how many compile units the same build had last time, if known.
+    fn build_started(&self, _crates: &[String], _target: &str, _units: Option<u64>) {}
+    /// True: cargo's stderr is piped to `cargo_line`. False: cargo writes to
+    /// barkctl's stderr directly, so its errors show as they are.
+    fn takes_cargo_output(&self) -> bool {
+        false
+    }
+    /// One line cargo wrote to stderr (only when `takes_cargo_output`).
+    fn cargo_line(&self, _line: &str) {}
+    /// Cargo finished (or found fresh) one compile unit.
+    fn unit_finished(&self, _name: &str, _fresh: bool) {}
+    /// The cargo invocation ended.
+    fn cargo_finished(&self, _success: bool) {}
+    /// A bundle was zipped or reused.
+    fn bundle_ready(&self, _bundle: &Bundle) {}
+    /// Every bundle is ready.
+    fn done(&self, _bundles: &BTreeMap<String, Bundle>) {}
+}
+
+/// A reporter that shows nothing (cargo's own stderr still reaches the terminal).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReport;
+
+impl BuildReporter for NoReport {}
+
+/// How to build.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildOptions {
+    /// The architecture of functions whose stack file says `auto` (pass the
+    /// one the templates were rendered with: `toolchain::default_architecture()`).
+    pub architecture: Architecture,
+    /// `cargo --quiet`: only warnings and errors.
+    pub quiet: bool,
+    /// Cargo's diagnostics in colour.
+    pub color: bool,
+}
+
+impl BuildOptions {
+    pub fn new(architecture: Architecture) -> Self {
+        BuildOptions {
+            architecture,
+            quiet: false,
+            color: false,
+        }
+    }
+}
+
+/// Build every crate the functions of `stacks` name (one cargo invocation), zip, hash.
+pub fn build(
+    project: &Project,
+    stacks: &[String],
+    arch: Architecture,
+    reporter: &dyn BuildReporter,
+) -> Result<BTreeMap<String, Bundle>, Error> {
+    let functions = functions_of(project, stacks)?;
+    build_functions(project, &functions, BuildOptions::new(arch), reporter)
+}
+
+/// Build the crates of `functions`: one cargo invocation per architecture
+/// (one in practice), then zip what changed. Crate name -> bundle.
+pub fn build_functions(
+    project: &Project,
+    functions: &[FunctionRef],
+    options: BuildOptions,
+    reporter: &dyn BuildReporter,
+) -> Result<BTreeMap<String, Bundle>, Error> {
+    let crates = crates_by_architecture(functions, options.architecture)?;
+    if crates.is_empty() {
+        let none = BTreeMap::new();
+        reporter.done(&none);
+        return Ok(none);
+    }
+    let ws = cargo::workspace(&project.root)?;
+    let mut groups: BTreeMap<&'static str, Vec<cargo::Wanted>> = BTreeMap::new();
+    for (crate_name, (arch, users)) in &crates {
+        let first = users[0];
+        let Some(pkg) = ws.packages.get(crate_name) else {
+            return Err(Error::NotAMember {
+                crate_name: crate_name.clone(),
+                function: first.label(),
+                stack_file: first.stack_file.clone(),
+                root: project.root.clone(),
+            });
+        };
+        let bin = match pkg.lambda_bin(crate_name) {
+            Some(bin) => bin.to_string(),
+            None if pkg.bins.is_empty() => {
+                return Err(Error::NoBinary {
+                    crate_name: crate_name.clone(),
+                    function: first.label(),
+                    stack_file: first.stack_file.clone(),
+                })
+            }
+            None => {
+                return Err(Error::AmbiguousBinary {
+                    crate_name: crate_name.clone(),
+                    function: first.label(),
+                    stack_file: first.stack_file.clone(),
+                    bins: pkg.bins.join(", "),
+                })
+            }
+        };
+        groups
+            .entry(arch.as_str())
+            .or_default()
+            .push(cargo::Wanted {
+                crate_name: crate_name.clone(),
+                package_id: pkg.id.clone(),
+                bin,
+            });
+    }
+
+    let output = cargo::CargoOutput {
+        quiet: options.quiet,
+        color: options.color,
+    };
+    let lambda_dir = ws.target_dir.join("lambda");
+    let mut binaries: Vec<(String, PathBuf, Architecture)> = Vec::new();
+    for wanted in groups.values() {
+        let (arch, users) = &crates[&wanted[0].crate_name];
+        let Some(support) = toolchain::support(*arch) else {
+            let first = users[0];
+            return Err(Error::ArchitectureUnavailable {
+                function: first.label(),
+                stack_file: first.stack_file.clone(),
+                architecture: arch.as_str(),
+                triple: arch.rust_target(),
+            });
+        };
+        let names: Vec<String> = wanted.iter().map(|w| w.crate_name.clone()).collect();
+        let units_key = format!("{} {}", support.triple, names.join(" "));
+        reporter.build_started(&names, support.triple, units::last(&lambda_dir, &units_key));
+        let built = cargo::build(&project.root, wanted, &support, output, reporter);
+        reporter.cargo_finished(built.is_ok());
+        let (exes, count) = built?;
+        units::remember(&lambda_dir, &units_key, count);
+        binaries.extend(exes.into_iter().map(|(c, exe)| (c, exe, *arch)));
+    }
+
+    let bundles = pack_all(&binaries, &lambda_dir, &crates, reporter)?;
+    reporter.done(&bundles);
+    Ok(bundles)
+}
+
+/// Crate name -> (architecture, the functions using it). A crate shipped by two
+/// functions is built once; it cannot be both x86_64 and arm64.
+fn crates_by_architecture(
+    functions: &[FunctionRef],
+    auto: Architecture,
+) -> Result<BTreeMap<String, (Architecture, Vec<&FunctionRef>)>, Error> {
+    let mut out: BTreeMap<String, (Architecture, Vec<&FunctionRef>)> = BTreeMap::new();
+    for f in functions {
+        let arch = match f.architecture {
+            ArchChoice::Fixed(a) => a,
+            ArchChoice::Auto => auto,
+        };
+        let entry = out
+            .entry(f.crate_name.clone())
+            .or_insert_with(|| (arch, Vec::new()));
+        if entry.0 != arch {
+            return Err(Error::ArchitectureConflict {
+                crate_name: f.crate_name.clone(),
+                first: entry.1[0].label(),
+                first_arch: entry.0.as_str(),
+                second: f.label(),
+                second_arch: arch.as_str(),
+            });
+        }
+        entry.1.push(f);
+    }
+    Ok(out)
+}
+
+/// Hash and zip every binary, a few at a time: deflating a release binary is
+/// CPU-bound, so one worker per core.
+fn pack_all(
+    binaries: &[(String, PathBuf, Architecture)],
+    lambda_dir: &std::path::Path,
+    crates: &BTreeMap<String, (Architecture, Vec<&FunctionRef>)>,
+    reporter: &dyn BuildReporter,
+) -> Result<BTreeMap<String, Bundle>, Error> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Result<Bundle, Error>>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(binaries.len())
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((crate_name, binary, arch)) = binaries.get(i) else {
+                    break;
+                };
+                let result =
+                    archive::ensure_bundle(binary, &lambda_dir.join(crate_name), *arch, crate_name)
+                        .map(|packed| Bundle {
+                            crate_name: crate_name.clone(),
+                            binary: binary.clone(),
+                            zip: packed.zip,
+                            sha256: packed.sha256,
+                            zip_bytes: packed.zip_bytes,
+                            architecture: *arch,
+                            rezipped: packed.rezipped,
+                            functions: crates
+                                .get(crate_name)
+                                .map(|(_, users)| users.iter().map(|f| f.label()).collect())
+                                .unwrap_or_default(),
+                        });
+                if let Ok(b) = &result {
+                    reporter.bundle_ready(b);
+                }
+                if let Ok(mut all) = results.lock() {
+                    all.push(result);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for r in results {
+        let b = r?;
+        out.insert(b.crate_name.clone(), b);
+    }
+    Ok(out)
+}
+
+/// How many compile units a build had, so the next identical build can show a
+/// bar with a length (cargo's JSON does not announce the total).
+mod units {
+    use std::path::Path;
+
+    const FILE: &str = ".units";
+
+    pub(super) fn last(lambda_dir: &Path, key: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(lambda_dir.join(FILE)).ok()?;
+        let (k, n) = text.trim_end().rsplit_once('\t')?;
+        (k == key).then(|| n.parse().ok()).flatten()
+    }
+
+    pub(super) fn remember(lambda_dir: &Path, key: &str, count: u64) {
+        // Only a progress hint: failing to store it changes nothing else.
+        let _ = std::fs::create_dir_all(lambda_dir);
+        let _ = std::fs::write(lambda_dir.join(FILE), format!("{key}\t{count}\n"));
+    }
+}
+
+/// Errors of this layer. Each variant carries its context (function, stack file, path).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {}
+pub enum Error {
+    #[error("unknown stack `{name}`; stacks: {known}")]
+    UnknownStack { name: String, known: String },
+    #[error("unknown function `{name}`; functions: {known}")]
+    UnknownFunction { name: String, known: String },
+    #[error("crate `{crate_name}` is built for {first_arch} by `{first}` and for {second_arch} by `{second}`; one binary cannot be both")]
+    ArchitectureConflict {
+        crate_name: String,
+        first: String,
+        first_arch: &'static str,
+        second: String,
+        second_arch: &'static str,
+    },
+    #[error("function `{function}` ({}) is {architecture}, but this machine cannot build for `{triple}`", stack_file.display())]
+    ArchitectureUnavailable {
+        function: String,
+        stack_file: PathBuf,
+        architecture: &'static str,
+        triple: &'static str,
+    },
+    #[error("cannot read the cargo workspace at `{}`: {source}", root.display())]
+    Metadata {
+        root: PathBuf,
+        #[source]
+        source: Box<cargo_metadata::Error>,
+    },
+    #[error("crate `{crate_name}` of function `{function}` ({}) is not a member of the cargo workspace at `{}`", stack_file.display(), root.display())]
+    NotAMember {
+        crate_name: String,
+        function: String,
+        stack_file: PathBuf,
+        root: PathBuf,
+    },
+    #[error("crate `{crate_name}` of function `{function}` ({}) has no bin target; a Lambda handler needs a `src/main.rs`", stack_file.display())]
+    NoBinary {
+        crate_name: String,
+        function: String,
+        stack_file: PathBuf,
+    },
+    #[error("crate `{crate_name}` of function `{function}` ({}) has several bin targets ({bins}); name the handler `bootstrap` or `{crate_name}`", stack_file.display())]
+    AmbiguousBinary {
+        crate_name: String,
+        function: String,
+        stack_file: PathBuf,
+        bins: String,
+    },
+    #[error("cannot run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{program}` failed ({status})")]
+    CargoFailed { program: String, status: String },
+    #[error("cargo reported no executable `{bin}` for crate `{crate_name}`")]
+    MissingArtifact { crate_name: String, bin: String },
+    #[error("the binary of `{crate_name}` (`{}`) is {found}, but its functions are declared {expected}", binary.display())]
+    WrongBinary {
+        crate_name: String,
+        binary: PathBuf,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("cannot read or write `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the zip `{}`: {source}", path.display())]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+}
 
 impl Error {
-    /// The process exit code for this error (see README "Exit codes").
+    /// The process exit code for this error (see README "Exit codes"): 2 for
+    /// what the user named or declared, 3 when building failed (a compile error
+    /// included: the stack files were fine, the build was not).
     pub fn exit_code(&self) -> i32 {
-        match *self {}
+        use crate::error::exit;
+        match self {
+            Error::UnknownStack { .. }
+            | Error::UnknownFunction { .. }
+            | Error::ArchitectureConflict { .. }
+            | Error::NotAMember { .. }
+            | Error::NoBinary { .. }
+            | Error::AmbiguousBinary { .. } => exit::INVALID_INPUT,
+            Error::ArchitectureUnavailable { .. }
+            | Error::Metadata { .. }
+            | Error::Spawn { .. }
+            | Error::CargoFailed { .. }
+            | Error::MissingArtifact { .. }
+            | Error::WrongBinary { .. }
+            | Error::Io { .. }
+            | Error::Zip { .. } => exit::DEPLOY_FAILED,
+        }
+    }
+
+    /// What to do about it, printed after a blank line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::ArchitectureUnavailable { triple, .. } => Some(format!(
+                "`rustup target add {triple}` and install a linker for it (`gcc-aarch64-linux-gnu` or `cargo-zigbuild`), or set `architecture: x86_64` on the function"
+            )),
+            Error::CargoFailed { .. } => Some("cargo's errors are printed above".into()),
+            Error::Spawn { .. } => Some("is cargo on PATH?".into()),
+            _ => None,
+        }
     }
 }

@@ -1,9 +1,26 @@
-//! `barkctl build`: build the Lambda bundles the selected stacks use.
+//! `barkctl build`: build the Lambda bundles the selected functions use.
+
+use std::time::Instant;
 
 use super::Ctx;
+use crate::bundle::{self, BuildOptions};
 use crate::cli::BuildArgs;
+use crate::error::exit;
+use crate::report::build::{print_table, BuildProgress};
 use crate::Result;
 
-pub fn run(_ctx: &Ctx, _args: &BuildArgs) -> Result<i32> {
-    Err(super::not_available("build"))
+pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<i32> {
+    let started = Instant::now();
+    let session = ctx.session()?;
+    let functions = bundle::select(&session.project, &args.functions)?;
+    let options = BuildOptions {
+        // The same choice `synth` renders `Architectures` with.
+        architecture: session.render_options().architecture,
+        quiet: ctx.term.quiet,
+        color: ctx.term.color,
+    };
+    let reporter = BuildProgress::new(ctx.term);
+    let bundles = bundle::build_functions(&session.project, &functions, options, &reporter)?;
+    print_table(&ctx.term, &functions, &bundles, started.elapsed());
+    Ok(exit::OK)
 }

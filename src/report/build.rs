@@ -1,1 +1,248 @@
-//! Terminal output for `barkctl build`.
+//! Terminal output for `barkctl build`: an indicatif bar while cargo compiles
+//! (live terminals only; cargo's own lines pass straight through otherwise), and
+//! the table of bundles at the end.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::{Style, Term};
+use crate::bundle::{BuildReporter, Bundle, FunctionRef};
+
+/// Build progress on stderr.
+pub struct BuildProgress {
+    term: Term,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl BuildProgress {
+    pub fn new(term: Term) -> Self {
+        BuildProgress {
+            term,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(guard) = self.bar.lock() {
+            if let Some(bar) = guard.as_ref() {
+                f(bar);
+            }
+        }
+    }
+}
+
+impl BuildReporter for BuildProgress {
+    fn build_started(&self, crates: &[String], target: &str, units: Option<u64>) {
+        if self.term.quiet {
+            return;
+        }
+        let what = format!(
+            "building {} crate{} for {target}: {}",
+            crates.len(),
+            if crates.len() == 1 { "" } else { "s" },
+            crates.join(", ")
+        );
+        if !self.term.live {
+            // Cargo's own stderr follows, unfiltered.
+            self.term.info(&what);
+            return;
+        }
+        let bar = match units {
+            Some(n) => ProgressBar::with_draw_target(Some(n), ProgressDrawTarget::stderr()),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+        };
+        let template = if units.is_some() {
+            "{spinner} Compiling {pos}/{len} [{bar:25}] {wide_msg}"
+        } else {
+            "{spinner} Compiling {pos} {wide_msg}"
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar.println(what);
+        if let Ok(mut guard) = self.bar.lock() {
+            *guard = Some(bar);
+        }
+    }
+
+    fn takes_cargo_output(&self) -> bool {
+        // Only a live bar needs cargo's lines routed around it.
+        self.term.live && !self.term.quiet
+    }
+
+    fn cargo_line(&self, line: &str) {
+        let plain = strip_ansi(line);
+        let word = plain.split_whitespace().next().unwrap_or("");
+        let status = plain.starts_with(' ')
+            && matches!(
+                word,
+                "Compiling"
+                    | "Checking"
+                    | "Fresh"
+                    | "Downloading"
+                    | "Downloaded"
+                    | "Locking"
+                    | "Updating"
+                    | "Adding"
+                    | "Blocking"
+                    | "Building"
+                    | "Finished"
+            );
+        let mut shown = false;
+        self.with_bar(|bar| {
+            if status {
+                bar.set_message(plain.trim().to_string());
+            } else {
+                bar.println(line);
+            }
+            shown = true;
+        });
+        if !shown {
+            eprintln!("{line}");
+        }
+    }
+
+    fn unit_finished(&self, name: &str, _fresh: bool) {
+        self.with_bar(|bar| {
+            bar.inc(1);
+            bar.set_message(name.to_string());
+        });
+    }
+
+    fn cargo_finished(&self, _success: bool) {
+        if let Ok(mut guard) = self.bar.lock() {
+            if let Some(bar) = guard.take() {
+                bar.finish_and_clear();
+            }
+        }
+    }
+}
+
+/// One row per function: function, crate, sha256 prefix, zip size, rebuilt/reused.
+pub fn print_table(
+    term: &Term,
+    functions: &[FunctionRef],
+    bundles: &BTreeMap<String, Bundle>,
+    elapsed: Duration,
+) {
+    if term.quiet {
+        return;
+    }
+    if functions.is_empty() {
+        term.info("no functions to build: no stack declares `functions`");
+        return;
+    }
+    let mut rows: Vec<[String; 5]> = vec![[
+        "FUNCTION".into(),
+        "CRATE".into(),
+        "SHA256".into(),
+        "ZIP".into(),
+        "BUNDLE".into(),
+    ]];
+    let mut sorted: Vec<&FunctionRef> = functions.iter().collect();
+    sorted.sort_by_key(|f| f.label());
+    for f in sorted {
+        let Some(b) = bundles.get(&f.crate_name) else {
+            continue;
+        };
+        rows.push([
+            f.label(),
+            b.crate_name.clone(),
+            b.sha256.chars().take(12).collect(),
+            human_size(b.zip_bytes),
+            if b.rezipped { "rebuilt" } else { "reused" }.into(),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for (i, row) in rows.iter().enumerate() {
+        let line = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        let line = line.trim_end();
+        if i == 0 {
+            term.info(&term.paint(Style::Bold, line));
+        } else {
+            term.info(line);
+        }
+    }
+    let rebuilt = bundles.values().filter(|b| b.rezipped).count();
+    term.info(&term.paint(
+        Style::Dim,
+        &format!(
+            "{} bundle{} ({rebuilt} rebuilt, {} reused) in {:.2}s",
+            bundles.len(),
+            if bundles.len() == 1 { "" } else { "s" },
+            bundles.len() - rebuilt,
+            elapsed.as_secs_f64()
+        ),
+    ));
+}
+
+/// `1536` -> `1.5 KiB`
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Cargo colours its status words when asked to; classification needs the text.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ params... final byte in @..~
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_people_write_them() {
+        assert_eq!(human_size(900), "900 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024 + 1024 * 512), "3.5 MiB");
+    }
+
+    #[test]
+    fn colour_codes_are_stripped_from_cargo_status_lines() {
+        assert_eq!(
+            strip_ansi("\x1b[1m\x1b[32m   Compiling\x1b[0m hello v0.1.0"),
+            "   Compiling hello v0.1.0"
+        );
+    }
+}

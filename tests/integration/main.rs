@@ -1,5 +1,6 @@
 //! The one integration test target: runs the real `barkctl` binary on fixture
 //! projects in temp dirs and pins its stdout, stderr and exit code.
 
+mod build;
 mod harness;
 mod project_errors;
