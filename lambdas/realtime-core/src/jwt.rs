@@ -130,14 +130,14 @@ impl JwtVerifier {
     /// Manager when only its ARN is configured (once, at cold start).
     pub async fn from_settings(
         settings: &JwtSettings,
-        secrets: &aws_sdk_secretsmanager::Client,
+        sdk: &aws_config::SdkConfig,
     ) -> Result<Self, JwtSetupError> {
         let iss = settings.issuer.as_deref();
         let aud = settings.audience.as_deref();
         match &settings.key {
             JwtKeySource::Hs256Secret(s) => Self::hs256(s.as_bytes(), iss, aud),
             JwtKeySource::Hs256SecretArn(arn) => {
-                let secret = load_secret(secrets, arn).await?;
+                let secret = load_secret(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
                 Self::hs256(secret.as_bytes(), iss, aud)
             }
             JwtKeySource::Rs256PublicKeyPem(pem) => Self::rs256(pem, iss, aud),

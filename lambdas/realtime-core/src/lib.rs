@@ -6,14 +6,17 @@
 pub mod broadcaster;
 pub mod client_broadcast;
 pub mod config;
+pub mod deps;
 pub mod dynamo_json;
 pub mod envelope;
 pub mod jwt;
 pub mod management;
+pub mod response;
 pub mod store;
 
 pub use broadcaster::{BroadcastError, BroadcastReport, BroadcastRequest, Broadcaster, Target};
 pub use config::{ConfigError, RealtimeConfig};
+pub use deps::Deps;
 pub use envelope::{Envelope, EnvelopeError, Payload, MAX_FRAME_BYTES};
 pub use jwt::{JwtVerifier, TokenError};
 pub use management::{ConnectionSender, ManagementApi, ManagementClients, PostError};

@@ -70,6 +70,10 @@ pub fn subscription_key(channel: &str, connection_id: &str) -> String {
 }
 
 impl ConnectionStore {
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::new(Client::new(sdk), table)
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
