@@ -63,6 +63,7 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Project(e) => e.hint(),
+            Error::Deploy(e) => e.hint(),
             Error::Bundle(e) => e.hint(),
             Error::NotAvailable { .. } => Some(
                 "this command is part of barkctl's surface; its body lands in a later release"

@@ -1,1 +1,658 @@
 //! Pure planning: rendered templates + deployed state -> what happens to each stack.
+//!
+//! Nothing here calls AWS. `deploy/` reads the deployed state into [`Deployed`],
+//! renders the wanted state into [`Desired`], and asks [`decide`] what to do; the
+//! review gates ([`review`]) judge a change set's changes the same way. `--dry-run`
+//! prints a [`Plan`] built from the same values.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A stack's status as DescribeStacks reports it, grouped by what barkctl can do
+/// with it (success / in progress / failure, as CloudFormation's own docs group them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "status", rename_all = "snake_case")]
+pub enum StackState {
+    /// DescribeStacks says the stack does not exist (or it was deleted).
+    NotFound,
+    /// Created by a CREATE change set that was never executed: no resources yet.
+    ReviewInProgress,
+    /// CREATE_COMPLETE, UPDATE_COMPLETE, UPDATE_ROLLBACK_COMPLETE, IMPORT_COMPLETE...:
+    /// resources exist and an update may start.
+    Stable(String),
+    /// Any *_IN_PROGRESS: another operation runs; wait for it.
+    InProgress(String),
+    /// ROLLBACK_COMPLETE after a failed create: only deleting it is possible.
+    RollbackComplete,
+    /// UPDATE_ROLLBACK_FAILED: a person must continue the rollback first.
+    UpdateRollbackFailed,
+    /// CREATE_FAILED, ROLLBACK_FAILED, DELETE_FAILED, IMPORT_ROLLBACK_FAILED.
+    Failed(String),
+}
+
+impl StackState {
+    /// Classify a StackStatus string (`None` or `DELETE_COMPLETE`: not found).
+    pub fn from_status(status: Option<&str>) -> Self {
+        let Some(s) = status else {
+            return StackState::NotFound;
+        };
+        match s {
+            "DELETE_COMPLETE" => StackState::NotFound,
+            "REVIEW_IN_PROGRESS" => StackState::ReviewInProgress,
+            "ROLLBACK_COMPLETE" => StackState::RollbackComplete,
+            "UPDATE_ROLLBACK_FAILED" => StackState::UpdateRollbackFailed,
+            s if s.ends_with("_IN_PROGRESS") => StackState::InProgress(s.to_string()),
+            s if s.ends_with("_FAILED") => StackState::Failed(s.to_string()),
+            s => StackState::Stable(s.to_string()),
+        }
+    }
+
+    pub fn is_in_progress(&self) -> bool {
+        matches!(
+            self,
+            StackState::InProgress(_) | StackState::ReviewInProgress
+        )
+    }
+
+    /// The status text, for messages.
+    pub fn status(&self) -> &str {
+        match self {
+            StackState::NotFound => "NOT_FOUND",
+            StackState::ReviewInProgress => "REVIEW_IN_PROGRESS",
+            StackState::Stable(s) | StackState::InProgress(s) | StackState::Failed(s) => s,
+            StackState::RollbackComplete => "ROLLBACK_COMPLETE",
+            StackState::UpdateRollbackFailed => "UPDATE_ROLLBACK_FAILED",
+        }
+    }
+}
+
+/// The outcome of an operation barkctl waits for, from a stack status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// Whether an operation of `kind` has settled, judged by the stack's status.
+pub fn settled(status: &str) -> Settled {
+    match status {
+        "CREATE_COMPLETE" | "UPDATE_COMPLETE" | "DELETE_COMPLETE" | "IMPORT_COMPLETE" => {
+            Settled::Succeeded
+        }
+        s if s.ends_with("_IN_PROGRESS") => Settled::Pending,
+        // ROLLBACK_COMPLETE, UPDATE_ROLLBACK_COMPLETE, *_FAILED: the operation failed
+        // even where the stack itself is usable again.
+        _ => Settled::Failed,
+    }
+}
+
+/// What is deployed now for one stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deployed {
+    pub state: StackState,
+    /// The template as submitted (GetTemplate, stage Original), parsed.
+    pub template: Option<Value>,
+    pub parameters: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, String>,
+    pub termination_protection: bool,
+}
+
+impl Deployed {
+    pub fn not_found() -> Self {
+        Deployed {
+            state: StackState::NotFound,
+            template: None,
+            parameters: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            termination_protection: false,
+        }
+    }
+}
+
+/// A parameter's value as far as it is known before deploying.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Known(String),
+    /// An upstream output that this run has not produced yet (dry runs, or an
+    /// upstream stack that is created in an earlier wave of the same run).
+    Pending {
+        stack: String,
+        output: String,
+    },
+}
+
+/// What barkctl wants deployed for one stack.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    pub template: Value,
+    pub parameters: BTreeMap<String, ParamValue>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Desired {
+    /// Every parameter as a string, when all are known.
+    pub fn known_parameters(&self) -> Option<BTreeMap<String, String>> {
+        self.parameters
+            .iter()
+            .map(|(k, v)| match v {
+                ParamValue::Known(s) => Some((k.clone(), s.clone())),
+                ParamValue::Pending { .. } => None,
+            })
+            .collect()
+    }
+}
+
+/// Why a stack is left alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// Template, parameters and tags equal what is deployed.
+    Unchanged,
+    /// The change set found nothing to do (e.g. only values CloudFormation normalises).
+    NoChanges,
+}
+
+/// What happens to one stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    /// `what` lists the parts that differ (template, parameters, tags).
+    Update {
+        what: Vec<String>,
+    },
+    Skip {
+        reason: SkipReason,
+    },
+    /// Delete, then create: the stack is in ROLLBACK_COMPLETE after a failed create
+    /// (or REVIEW_IN_PROGRESS / stuck in an emulator that never rolls back).
+    Recreate {
+        status: String,
+    },
+    /// Another operation runs on the stack: wait for it, then plan again.
+    Wait {
+        status: String,
+    },
+    /// Nothing barkctl can do until a person acts.
+    Blocked {
+        status: String,
+        hint: String,
+    },
+}
+
+impl Action {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update { .. } => "update",
+            Action::Skip { .. } => "skip",
+            Action::Recreate { .. } => "recreate",
+            Action::Wait { .. } => "wait",
+            Action::Blocked { .. } => "blocked",
+        }
+    }
+
+    /// Would carrying this out call a mutating API?
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Action::Create | Action::Update { .. } | Action::Recreate { .. }
+        )
+    }
+}
+
+/// Decide what to do with one stack. `local` stacks run on an emulator whose
+/// operations finish synchronously: a stack still in progress there is stuck
+/// (a failed operation that never rolled back), so it is recreated, not waited for.
+pub fn decide(desired: &Desired, deployed: &Deployed, local: bool) -> Action {
+    match &deployed.state {
+        StackState::NotFound => Action::Create,
+        StackState::ReviewInProgress => Action::Recreate {
+            status: "REVIEW_IN_PROGRESS".into(),
+        },
+        StackState::RollbackComplete => Action::Recreate {
+            status: "ROLLBACK_COMPLETE".into(),
+        },
+        StackState::UpdateRollbackFailed => Action::Blocked {
+            status: "UPDATE_ROLLBACK_FAILED".into(),
+            hint: format!(
+                "continue the rollback first: `aws cloudformation continue-update-rollback --stack-name <stack>`{}",
+                ", skipping resources that cannot roll back with `--resources-to-skip`"
+            ),
+        },
+        StackState::InProgress(s) if local => Action::Recreate { status: s.clone() },
+        StackState::InProgress(s) => Action::Wait { status: s.clone() },
+        StackState::Failed(s) if s == "DELETE_FAILED" || s == "CREATE_FAILED" => {
+            Action::Recreate { status: s.clone() }
+        }
+        StackState::Failed(s) => Action::Blocked {
+            status: s.clone(),
+            hint: "inspect the stack's events in the CloudFormation console and repair it by hand"
+                .into(),
+        },
+        StackState::Stable(_) => {
+            let what = differences(desired, deployed);
+            if what.is_empty() {
+                Action::Skip {
+                    reason: SkipReason::Unchanged,
+                }
+            } else {
+                Action::Update { what }
+            }
+        }
+    }
+}
+
+/// The parts of a stack that differ between wanted and deployed.
+pub fn differences(desired: &Desired, deployed: &Deployed) -> Vec<String> {
+    let mut what = Vec::new();
+    if deployed.template.as_ref() != Some(&desired.template) {
+        what.push("template".to_string());
+    }
+    match desired.known_parameters() {
+        Some(p) if p == deployed.parameters => {}
+        Some(_) => what.push("parameters".to_string()),
+        // An upstream output is produced later in this run: it may differ.
+        None => what.push("parameters (pending upstream outputs)".to_string()),
+    }
+    if desired.tags != deployed.tags {
+        what.push("tags".to_string());
+    }
+    what
+}
+
+/// One stack's line in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackPlan {
+    pub stack: String,
+    pub stack_name: String,
+    pub wave: usize,
+    pub status: String,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a deploy would do, wave by wave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub stage: String,
+    pub stacks: Vec<StackPlan>,
+}
+
+/// A change set's change, reduced to what the review gates need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub action: ChangeAction,
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `True`, `Conditional`, or `False`; `None` where the endpoint does not say.
+    pub replacement: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeAction {
+    Add,
+    Modify,
+    Remove,
+    Import,
+    Dynamic,
+}
+
+impl ChangeAction {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Add" => ChangeAction::Add,
+            "Remove" => ChangeAction::Remove,
+            "Import" => ChangeAction::Import,
+            "Dynamic" => ChangeAction::Dynamic,
+            _ => ChangeAction::Modify,
+        }
+    }
+}
+
+/// Resource types whose replacement or removal loses data.
+pub const STATEFUL_TYPES: &[&str] = &[
+    "AWS::DynamoDB::Table",
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::RDS::DBInstance",
+    "AWS::RDS::DBCluster",
+    "AWS::SecretsManager::Secret",
+    "AWS::S3::Bucket",
+    "AWS::Logs::LogGroup",
+    "AWS::KMS::Key",
+];
+
+pub fn is_stateful(resource_type: &str) -> bool {
+    STATEFUL_TYPES.contains(&resource_type)
+}
+
+/// A change the review gates refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub logical_id: String,
+    pub resource_type: String,
+    /// `replaced` or `removed`.
+    pub what: &'static str,
+}
+
+/// Review gates (DESIGN.md "Deploy" 6): replacing or removing a stateful resource
+/// is refused unless `allow_replace`. The change set's Replacement field is used
+/// where the endpoint gives it; the templates fill the gaps: a removed resource
+/// whose `DeletionPolicy` is `Retain` keeps its data and passes, and a logical id
+/// whose `Type` changed is a replacement whatever the endpoint says.
+pub fn review(
+    changes: &[Change],
+    old_template: Option<&Value>,
+    new_template: &Value,
+    allow_replace: bool,
+) -> Vec<Refusal> {
+    if allow_replace {
+        return Vec::new();
+    }
+    let resource = |t: Option<&Value>, id: &str| -> Option<Value> {
+        t.and_then(|t| t.get("Resources"))
+            .and_then(|r| r.get(id))
+            .cloned()
+    };
+    let mut refused = Vec::new();
+    for c in changes {
+        if !is_stateful(&c.resource_type) {
+            continue;
+        }
+        match c.action {
+            ChangeAction::Remove => {
+                let retained = resource(old_template, &c.logical_id)
+                    .and_then(|r| r.get("DeletionPolicy").cloned())
+                    .is_some_and(|p| p == "Retain");
+                if !retained {
+                    refused.push(Refusal {
+                        logical_id: c.logical_id.clone(),
+                        resource_type: c.resource_type.clone(),
+                        what: "removed",
+                    });
+                }
+            }
+            ChangeAction::Modify => {
+                let by_endpoint = c.replacement.as_deref() == Some("True");
+                let old_type =
+                    resource(old_template, &c.logical_id).and_then(|r| r.get("Type").cloned());
+                let new_type = resource(Some(new_template), &c.logical_id)
+                    .and_then(|r| r.get("Type").cloned());
+                let type_changed = old_type.is_some() && old_type != new_type;
+                if by_endpoint || type_changed {
+                    refused.push(Refusal {
+                        logical_id: c.logical_id.clone(),
+                        resource_type: c.resource_type.clone(),
+                        what: "replaced",
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    refused
+}
+
+/// Resources that outlive their stack (`DeletionPolicy: Retain` or `Snapshot`),
+/// as (logical id, type, policy): `destroy` lists them as kept.
+pub fn retained_resources(template: &Value) -> Vec<(String, String, String)> {
+    let Some(resources) = template.get("Resources").and_then(Value::as_object) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter_map(|(id, r)| {
+            let policy = r.get("DeletionPolicy")?.as_str()?;
+            if policy == "Retain" || policy == "Snapshot" || policy == "RetainExceptOnCreate" {
+                let ty = r.get("Type").and_then(Value::as_str).unwrap_or("?");
+                Some((id.clone(), ty.to_string(), policy.to_string()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired() -> Desired {
+        Desired {
+            template: json!({"Resources": {"T": {"Type": "AWS::SQS::Queue"}}}),
+            parameters: BTreeMap::from([(
+                "NetworkVpcId".into(),
+                ParamValue::Known("vpc-1".into()),
+            )]),
+            tags: BTreeMap::from([("barkctl:stage".into(), "dev".into())]),
+        }
+    }
+
+    fn deployed_as(d: &Desired, status: &str) -> Deployed {
+        Deployed {
+            state: StackState::from_status(Some(status)),
+            template: Some(d.template.clone()),
+            parameters: d.known_parameters().expect("known"),
+            tags: d.tags.clone(),
+            outputs: BTreeMap::new(),
+            termination_protection: false,
+        }
+    }
+
+    #[test]
+    fn statuses_are_grouped() {
+        assert_eq!(StackState::from_status(None), StackState::NotFound);
+        assert_eq!(
+            StackState::from_status(Some("DELETE_COMPLETE")),
+            StackState::NotFound
+        );
+        assert_eq!(
+            StackState::from_status(Some("UPDATE_ROLLBACK_COMPLETE")),
+            StackState::Stable("UPDATE_ROLLBACK_COMPLETE".into())
+        );
+        assert_eq!(
+            StackState::from_status(Some("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")),
+            StackState::InProgress("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS".into())
+        );
+        assert_eq!(
+            StackState::from_status(Some("ROLLBACK_COMPLETE")),
+            StackState::RollbackComplete
+        );
+        assert_eq!(
+            StackState::from_status(Some("UPDATE_ROLLBACK_FAILED")),
+            StackState::UpdateRollbackFailed
+        );
+        assert_eq!(
+            StackState::from_status(Some("DELETE_FAILED")),
+            StackState::Failed("DELETE_FAILED".into())
+        );
+    }
+
+    #[test]
+    fn settled_distinguishes_rolled_back_updates_from_success() {
+        assert_eq!(settled("UPDATE_COMPLETE"), Settled::Succeeded);
+        assert_eq!(settled("UPDATE_ROLLBACK_COMPLETE"), Settled::Failed);
+        assert_eq!(settled("ROLLBACK_COMPLETE"), Settled::Failed);
+        assert_eq!(settled("UPDATE_ROLLBACK_IN_PROGRESS"), Settled::Pending);
+    }
+
+    #[test]
+    fn missing_stack_is_created() {
+        assert_eq!(
+            decide(&desired(), &Deployed::not_found(), false),
+            Action::Create
+        );
+    }
+
+    #[test]
+    fn equal_template_parameters_and_tags_skip() {
+        let d = desired();
+        let action = decide(&d, &deployed_as(&d, "UPDATE_COMPLETE"), false);
+        assert_eq!(
+            action,
+            Action::Skip {
+                reason: SkipReason::Unchanged
+            }
+        );
+        assert!(!action.mutates());
+    }
+
+    #[test]
+    fn a_changed_parameter_is_an_update_naming_it() {
+        let d = desired();
+        let mut dep = deployed_as(&d, "CREATE_COMPLETE");
+        dep.parameters.insert("NetworkVpcId".into(), "vpc-2".into());
+        assert_eq!(
+            decide(&d, &dep, false),
+            Action::Update {
+                what: vec!["parameters".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn template_and_tag_changes_are_named() {
+        let d = desired();
+        let mut dep = deployed_as(&d, "CREATE_COMPLETE");
+        dep.template = Some(json!({"Resources": {}}));
+        dep.tags.clear();
+        assert_eq!(
+            decide(&d, &dep, false),
+            Action::Update {
+                what: vec!["template".into(), "tags".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn pending_upstream_outputs_count_as_a_possible_change() {
+        let mut d = desired();
+        let dep = deployed_as(&d, "CREATE_COMPLETE");
+        d.parameters.insert(
+            "NetworkVpcId".into(),
+            ParamValue::Pending {
+                stack: "network".into(),
+                output: "VpcId".into(),
+            },
+        );
+        assert!(matches!(decide(&d, &dep, false), Action::Update { .. }));
+    }
+
+    #[test]
+    fn failed_create_is_recreated_and_failed_rollback_blocks() {
+        let d = desired();
+        assert_eq!(
+            decide(&d, &deployed_as(&d, "ROLLBACK_COMPLETE"), false),
+            Action::Recreate {
+                status: "ROLLBACK_COMPLETE".into()
+            }
+        );
+        let blocked = decide(&d, &deployed_as(&d, "UPDATE_ROLLBACK_FAILED"), false);
+        match blocked {
+            Action::Blocked { hint, .. } => assert!(hint.contains("continue-update-rollback")),
+            other => panic!("expected blocked, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn in_progress_waits_on_aws_but_is_recreated_on_the_emulator() {
+        let d = desired();
+        let dep = deployed_as(&d, "CREATE_IN_PROGRESS");
+        assert_eq!(
+            decide(&d, &dep, false),
+            Action::Wait {
+                status: "CREATE_IN_PROGRESS".into()
+            }
+        );
+        assert_eq!(
+            decide(&d, &dep, true),
+            Action::Recreate {
+                status: "CREATE_IN_PROGRESS".into()
+            }
+        );
+    }
+
+    fn change(action: ChangeAction, id: &str, ty: &str, replacement: Option<&str>) -> Change {
+        Change {
+            action,
+            logical_id: id.into(),
+            resource_type: ty.into(),
+            replacement: replacement.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn review_refuses_replacing_or_removing_a_table() {
+        let old = json!({"Resources": {
+            "Table": {"Type": "AWS::DynamoDB::Table"},
+            "Kept": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain"},
+            "Fn": {"Type": "AWS::Lambda::Function"}
+        }});
+        let new = json!({"Resources": {"Table": {"Type": "AWS::DynamoDB::Table"}}});
+        let changes = vec![
+            change(
+                ChangeAction::Modify,
+                "Table",
+                "AWS::DynamoDB::Table",
+                Some("True"),
+            ),
+            change(ChangeAction::Remove, "Kept", "AWS::DynamoDB::Table", None),
+            change(ChangeAction::Remove, "Fn", "AWS::Lambda::Function", None),
+        ];
+        let refused = review(&changes, Some(&old), &new, false);
+        assert_eq!(
+            refused,
+            vec![Refusal {
+                logical_id: "Table".into(),
+                resource_type: "AWS::DynamoDB::Table".into(),
+                what: "replaced"
+            }]
+        );
+        assert!(review(&changes, Some(&old), &new, true).is_empty());
+
+        let removed = vec![change(
+            ChangeAction::Remove,
+            "Table",
+            "AWS::DynamoDB::Table",
+            None,
+        )];
+        assert_eq!(
+            review(&removed, Some(&old), &json!({}), false)[0].what,
+            "removed"
+        );
+    }
+
+    #[test]
+    fn in_place_changes_without_replacement_info_pass() {
+        let t = json!({"Resources": {"Table": {"Type": "AWS::DynamoDB::Table"}}});
+        let changes = vec![change(
+            ChangeAction::Modify,
+            "Table",
+            "AWS::DynamoDB::Table",
+            None,
+        )];
+        assert!(review(&changes, Some(&t), &t, false).is_empty());
+    }
+
+    #[test]
+    fn retained_resources_are_listed() {
+        let t = json!({"Resources": {
+            "A": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain"},
+            "B": {"Type": "AWS::RDS::DBInstance", "DeletionPolicy": "Snapshot"},
+            "C": {"Type": "AWS::SQS::Queue"}
+        }});
+        let kept = retained_resources(&t);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(
+            kept[1],
+            ("B".into(), "AWS::RDS::DBInstance".into(), "Snapshot".into())
+        );
+    }
+}

@@ -1,6 +1,9 @@
 //! AWS access made explicit: one `SdkConfig` from `--profile`, `--region` and
 //! `--endpoint-url` (or the stage's), with an explicit retry config, and the
 //! error text barkctl prints for a failed call (service code and message).
+//! With `BARKCTL_CALL_LOG=<file>` set, every SDK operation barkctl starts is
+//! appended to that file as `Service.Operation` (see [`CallLog`]): tests count
+//! mutating calls with it.
 
 use std::time::Duration;
 
@@ -107,5 +110,113 @@ where
         SdkError::TimeoutError(_) => "the request timed out".to_string(),
         SdkError::ResponseError(r) => format!("unreadable response: {r:?}"),
         other => format!("{other}"),
+    }
+}
+
+/// The AWS error code of a failed call (`ValidationError`, `Throttling`, ...).
+pub fn error_code<E, R>(err: &aws_sdk_cloudformation::error::SdkError<E, R>) -> Option<String>
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata,
+{
+    match err {
+        aws_sdk_cloudformation::error::SdkError::ServiceError(se) => {
+            se.err().code().map(str::to_string)
+        }
+        _ => None,
+    }
+}
+
+/// Throttling errors that survived the SDK's own retries (standard mode).
+pub fn is_throttling(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "Throttling"
+                | "ThrottlingException"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "SlowDown"
+        )
+    )
+}
+
+/// A CloudFormation client for `sdk`, with the call log attached when enabled.
+pub fn cloudformation(sdk: &SdkConfig) -> aws_sdk_cloudformation::Client {
+    let mut b = aws_sdk_cloudformation::config::Builder::from(sdk);
+    if let Some(log) = CallLog::from_env() {
+        b = b.interceptor(log);
+    }
+    aws_sdk_cloudformation::Client::from_conf(b.build())
+}
+
+/// An S3 client for `sdk`. Custom endpoints (emulators) get path-style
+/// addressing: `bucket.127.0.0.1` is no host name.
+pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let mut b = aws_sdk_s3::config::Builder::from(sdk);
+    if sdk.endpoint_url().is_some() {
+        b = b.force_path_style(true);
+    }
+    if let Some(log) = CallLog::from_env() {
+        b = b.interceptor(log);
+    }
+    aws_sdk_s3::Client::from_conf(b.build())
+}
+
+/// An SDK interceptor that appends `Service.Operation` for each operation started
+/// (before any retry) to a file. Lines are written with one `write` call in
+/// append mode, so concurrent stacks do not interleave within a line.
+#[derive(Debug, Clone)]
+pub struct CallLog {
+    path: std::path::PathBuf,
+}
+
+/// Operations that only read. Everything else counts as mutating.
+pub fn is_read_only(operation: &str) -> bool {
+    let op = operation.rsplit('.').next().unwrap_or(operation);
+    ["Describe", "Get", "List", "Head", "Validate", "Estimate"]
+        .iter()
+        .any(|p| op.starts_with(p))
+}
+
+impl CallLog {
+    pub const ENV: &'static str = "BARKCTL_CALL_LOG";
+
+    pub fn from_env() -> Option<Self> {
+        std::env::var_os(Self::ENV)
+            .filter(|v| !v.is_empty())
+            .map(|p| CallLog { path: p.into() })
+    }
+
+    fn record(&self, line: &str) {
+        use std::io::Write;
+        // Best effort: a log that cannot be written must not fail the deploy.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            let _ = f.write_all(format!("{line}\n").as_bytes());
+        }
+    }
+}
+
+impl aws_sdk_cloudformation::config::Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "BarkctlCallLog"
+    }
+
+    // Not `read_before_execution`: the operation's metadata is only in the
+    // config bag once the operation's own runtime plugin has run.
+    fn read_before_serialization(
+        &self,
+        _context: &aws_sdk_cloudformation::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_cloudformation::config::RuntimeComponents,
+        cfg: &mut aws_sdk_cloudformation::config::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        match cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
+            Some(m) => self.record(&format!("{}.{}", m.service(), m.name())),
+            None => self.record("unknown.unknown"),
+        }
+        Ok(())
     }
 }

@@ -1,9 +1,278 @@
 //! `barkctl deploy`: plan, then carry the plan out wave by wave.
+//!
+//! Order of work (DESIGN.md "Deploy"): select and render (invalid input stops here,
+//! before any AWS call), build the bundles, start the local emulator for local
+//! stages, ensure the asset bucket and upload missing bundles, then deploy.
 
-use super::Ctx;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::{Ctx, Session};
+use crate::aws::{self, Target};
 use crate::cli::DeployArgs;
-use crate::Result;
+use crate::deploy::{self, assets, DeployInput, Reporter, StackInput};
+use crate::plan::ParamValue;
+use crate::render::{ParamSource, Rendered};
+use crate::report::progress;
+use crate::{Error, Result};
 
-pub fn run(_ctx: &Ctx, _args: &DeployArgs) -> Result<i32> {
-    Err(super::not_available("deploy"))
+pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
+    let session = ctx.session()?;
+    let stage = session.stage()?.clone();
+    let selected = session.select(&args.stacks, args.exclusively)?;
+    let waves = session.graph().waves_of(&selected)?;
+    let ordered: Vec<String> = waves.iter().flatten().cloned().collect();
+    let rendered = session.render(&ordered)?;
+
+    let bundles = build_bundles(&session, &ordered, ctx)?;
+    let target = target(&session, &stage)?;
+    let reporter = progress::reporter(ctx.term, args.progress);
+
+    super::block_on(async {
+        let sdk = aws::sdk_config(&target).await;
+        let cfn = aws::cloudformation(&sdk);
+        let s3 = aws::s3(&sdk);
+        let app = session.project.app.clone();
+        let needs_bucket = !bundles.is_empty()
+            || rendered.iter().any(|r| {
+                serde_json::to_string(&r.template).map_or(0, |s| s.len())
+                    > assets::INLINE_TEMPLATE_LIMIT
+            });
+
+        if args.dry_run {
+            let bucket = if needs_bucket {
+                toolkit_bucket(&cfn, &app).await?
+            } else {
+                None
+            };
+            let input = deploy_input(
+                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args,
+            );
+            let plan = deploy::dry_run(cfn, &input).await?;
+            if args.json {
+                ctx.term
+                    .data(&serde_json::to_string_pretty(&plan).unwrap_or_default());
+            } else {
+                for line in crate::report::summary::plan_lines(&plan) {
+                    ctx.term.data(&line);
+                }
+            }
+            return Ok(crate::error::exit::OK);
+        }
+
+        let bucket = if needs_bucket {
+            let bucket = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
+            for b in bundles.values() {
+                assets::upload(&s3, &bucket, b, reporter.as_ref()).await?;
+            }
+            Some(bucket)
+        } else {
+            None
+        };
+
+        let input = deploy_input(
+            &session, &stage, &target, &waves, &rendered, &bundles, bucket, args,
+        );
+        let report = deploy::deploy(cfn, s3, input, reporter.clone()).await;
+        progress::finish(reporter.as_ref());
+        for line in crate::report::summary::table(&ctx.term, &report.results) {
+            ctx.term.info(&line);
+        }
+        if let Some(path) = &args.outputs_file {
+            let deployed: BTreeMap<_, _> = report
+                .outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            deploy::outputs::merge_file(path, &deployed)?;
+        }
+        match report.error {
+            Some(e) => Err(Error::from(e)),
+            None => Ok(crate::error::exit::OK),
+        }
+    })?
+}
+
+/// Where AWS calls go; local stages get their emulator started first.
+pub(crate) fn target(session: &Session, stage: &crate::project::Stage) -> Result<Target> {
+    let g = &session.global;
+    let target = Target::resolve(
+        &session.project,
+        stage,
+        g.region.as_deref(),
+        g.endpoint_url.as_deref(),
+        g.profile.as_deref(),
+    );
+    if stage.local {
+        if let Some(url) = &target.endpoint_url {
+            crate::local::ensure_running(&session.project.root, url)?;
+        }
+    }
+    Ok(target)
+}
+
+/// Build the bundles of `stacks`; crate name -> asset to upload.
+fn build_bundles(
+    session: &Session,
+    stacks: &[String],
+    ctx: &Ctx,
+) -> Result<BTreeMap<String, assets::Asset>> {
+    let any = stacks
+        .iter()
+        .any(|s| !session.project.stacks[s].functions.is_empty());
+    if !any {
+        return Ok(BTreeMap::new());
+    }
+    let functions = crate::bundle::functions_of(&session.project, stacks)?;
+    let options = crate::bundle::BuildOptions {
+        // The architecture the templates were rendered with.
+        architecture: session.render_options().architecture,
+        quiet: true,
+        color: ctx.term.color,
+    };
+    let reporter = crate::report::build::BuildProgress::new(ctx.term);
+    let built = crate::bundle::build_functions(&session.project, &functions, options, &reporter)?;
+    Ok(built
+        .into_iter()
+        .map(|(name, b)| {
+            let asset = assets::Asset {
+                key: b.s3_key(&session.project.app),
+                path: b.zip.clone(),
+                bytes: b.zip_bytes,
+            };
+            (name, asset)
+        })
+        .collect())
+}
+
+/// The asset bucket of an existing toolkit stack, without creating anything.
+async fn toolkit_bucket(cfn: &aws_sdk_cloudformation::Client, app: &str) -> Result<Option<String>> {
+    let name = assets::toolkit_stack_name(app);
+    let outs = deploy::outputs::read(cfn, &[(name.clone(), name.clone())]).await?;
+    Ok(outs
+        .get(&name)
+        .and_then(|o| o.as_ref())
+        .and_then(|o| o.get(assets::BUCKET_OUTPUT))
+        .cloned())
+}
+
+/// Create or update the toolkit stack (no call when it is up to date) and
+/// return its bucket.
+pub(crate) async fn ensure_toolkit(
+    cfn: &aws_sdk_cloudformation::Client,
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    app: &str,
+    reporter: Arc<dyn Reporter>,
+) -> Result<String> {
+    let name = assets::toolkit_stack_name(app);
+    let input = DeployInput {
+        stage: "toolkit".into(),
+        app: app.to_string(),
+        region: target.region.clone(),
+        stack_names: BTreeMap::from([("toolkit".to_string(), name.clone())]),
+        waves: vec![vec![StackInput {
+            stack: "toolkit".into(),
+            stack_name: name.clone(),
+            template: assets::toolkit_template(app),
+            parameters: BTreeMap::new(),
+            tags: assets::toolkit_tags(app),
+        }]],
+        concurrency: 1,
+        allow_replace: false,
+        termination_protection: false,
+        local: target.local,
+        bucket: None,
+    };
+    let report = deploy::deploy(cfn.clone(), s3.clone(), input, reporter).await;
+    if let Some(e) = report.error {
+        return Err(e.into());
+    }
+    report
+        .outputs
+        .get("toolkit")
+        .and_then(|o| o.get(assets::BUCKET_OUTPUT))
+        .cloned()
+        .ok_or_else(|| {
+            Error::Failed(format!(
+                "the toolkit stack `{name}` has no `{}` output",
+                assets::BUCKET_OUTPUT
+            ))
+        })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deploy_input(
+    session: &Session,
+    stage: &crate::project::Stage,
+    target: &Target,
+    waves: &[Vec<String>],
+    rendered: &[Rendered],
+    bundles: &BTreeMap<String, assets::Asset>,
+    bucket: Option<String>,
+    args: &DeployArgs,
+) -> DeployInput {
+    let project = &session.project;
+    let by_name: BTreeMap<&str, &Rendered> =
+        rendered.iter().map(|r| (r.stack.as_str(), r)).collect();
+    let stack_input = |name: &String| -> Option<StackInput> {
+        let r = by_name.get(name.as_str())?;
+        let stack = &project.stacks[name];
+        let parameters = r
+            .parameters
+            .iter()
+            .map(|(p, source)| {
+                let value = match source {
+                    ParamSource::Output { stack, output } => ParamValue::Pending {
+                        stack: stack.clone(),
+                        output: output.clone(),
+                    },
+                    ParamSource::AssetsBucket => match &bucket {
+                        Some(b) => ParamValue::Known(b.clone()),
+                        None => ParamValue::Pending {
+                            stack: "toolkit".into(),
+                            output: assets::BUCKET_OUTPUT.into(),
+                        },
+                    },
+                    ParamSource::CodeKey { function } => {
+                        let krate = &stack.functions[function].crate_name;
+                        match bundles.get(krate) {
+                            Some(a) => ParamValue::Known(a.key.clone()),
+                            None => ParamValue::Pending {
+                                stack: "bundle".into(),
+                                output: krate.clone(),
+                            },
+                        }
+                    }
+                };
+                (p.clone(), value)
+            })
+            .collect();
+        Some(StackInput {
+            stack: name.clone(),
+            stack_name: r.stack_name.clone(),
+            template: r.template.clone(),
+            parameters,
+            tags: project.tags_for(stack, stage),
+        })
+    };
+    DeployInput {
+        stage: stage.name.clone(),
+        app: project.app.clone(),
+        region: target.region.clone(),
+        stack_names: project
+            .stacks
+            .keys()
+            .map(|s| (s.clone(), project.stack_name(&stage.name, s)))
+            .collect(),
+        waves: waves
+            .iter()
+            .map(|w| w.iter().filter_map(stack_input).collect())
+            .collect(),
+        concurrency: usize::from(args.concurrency),
+        allow_replace: args.allow_replace,
+        termination_protection: stage.termination_protection,
+        local: target.local,
+        bucket,
+    }
 }

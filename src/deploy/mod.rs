@@ -1,12 +1,161 @@
 //! Carrying out a plan: assets, change sets, waiting, events, outputs hand-off, destroy.
+//!
+//! Everything here is effectful and reports through the [`Reporter`] trait; only
+//! `report/` turns events into lines or bars. What to do with each stack is decided
+//! by the pure `plan` module.
 
-/// Errors of this layer. Each variant carries its context (stack, file, AWS code).
+pub mod assets;
+mod cfn;
+pub mod destroy;
+pub mod outputs;
+mod reporter;
+mod run;
+
+use std::time::Duration;
+
+pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
+pub use run::{deploy, dry_run, DeployInput, StackInput};
+
+/// A failed resource: what the stack events name as the cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootCause {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: String,
+}
+
+/// Errors of this layer. Each variant carries its context (stack, AWS code).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {}
+pub enum Error {
+    /// An AWS call failed outside a stack operation (or before it started).
+    #[error("{operation} failed{}: {message}", stack.as_deref().map(|s| format!(" for `{s}`")).unwrap_or_default())]
+    Aws {
+        stack: Option<String>,
+        operation: &'static str,
+        message: String,
+    },
+    /// A stack operation failed; `causes` are the first failed resources.
+    #[error("{}", failed_message(stack_name, summary, causes, not_started))]
+    StackFailed {
+        stack_name: String,
+        summary: String,
+        causes: Vec<RootCause>,
+        /// Stacks of the run that were not started because of this failure.
+        not_started: Vec<String>,
+    },
+    /// The review gates refused the change set.
+    #[error(
+        "refusing to deploy `{stack_name}`: {}",
+        refusals.join(", ")
+    )]
+    Refused {
+        stack_name: String,
+        refusals: Vec<String>,
+    },
+    /// The stack is in a state only a person can repair.
+    #[error("stack `{stack_name}` is {status}: barkctl cannot deploy it")]
+    Blocked {
+        stack_name: String,
+        status: String,
+        hint: String,
+    },
+    #[error("stack `{stack_name}` is still {status} after waiting {}s", waited.as_secs())]
+    WaitTimeout {
+        stack_name: String,
+        status: String,
+        waited: Duration,
+    },
+    /// The stage is protected against deletion.
+    #[error("stage `{stage}` has termination protection: refusing to destroy it")]
+    Protected { stage: String },
+    /// Destroy without a TTY to confirm on and without `--yes`.
+    #[error("destroying stacks needs confirmation")]
+    NeedsConfirmation,
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{}` is not a JSON object of stacks: {message}", path.display())]
+    OutputsFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// An upstream output a stack needs is missing from the deployed upstream stack.
+    #[error("stack `{stack}` needs output `{output}` of `{upstream}`, which {}", if *deployed { "does not have it" } else { "is not deployed" })]
+    MissingUpstream {
+        stack: String,
+        upstream: String,
+        output: String,
+        deployed: bool,
+    },
+    /// A function's bundle is missing from the build result.
+    #[error("no bundle for function `{stack}.{function}` (crate `{crate_name}`)")]
+    MissingBundle {
+        stack: String,
+        function: String,
+        crate_name: String,
+    },
+}
+
+fn failed_message(
+    stack_name: &str,
+    summary: &str,
+    causes: &[RootCause],
+    not_started: &[String],
+) -> String {
+    let mut s = format!("deploy of `{stack_name}` failed: {summary}");
+    for c in causes {
+        s.push_str(&format!(
+            "\n  {} ({}) {}: {}",
+            c.logical_id, c.resource_type, c.status, c.reason
+        ));
+    }
+    if !not_started.is_empty() {
+        s.push_str(&format!(
+            "\nnot started: {}",
+            not_started
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    s
+}
 
 impl Error {
     /// The process exit code for this error (see README "Exit codes").
     pub fn exit_code(&self) -> i32 {
-        match *self {}
+        use crate::error::exit;
+        match self {
+            Error::NeedsConfirmation | Error::Protected { .. } | Error::OutputsFile { .. } => {
+                exit::INVALID_INPUT
+            }
+            _ => exit::DEPLOY_FAILED,
+        }
+    }
+
+    /// The hint printed after a blank line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Blocked { hint, .. } => Some(hint.clone()),
+            Error::Refused { .. } => Some(
+                "these changes lose data; deploy with `--allow-replace` if that is intended".into(),
+            ),
+            Error::Protected { .. } => Some("pass `--force` to destroy it anyway".into()),
+            Error::NeedsConfirmation => {
+                Some("run it in a terminal to confirm, or pass `--yes`".into())
+            }
+            Error::WaitTimeout { .. } => {
+                Some("another operation is running on the stack; deploy again when it ends".into())
+            }
+            Error::MissingUpstream { upstream, .. } => Some(format!(
+                "deploy `{upstream}` first, or drop `--exclusively`"
+            )),
+            _ => None,
+        }
     }
 }

@@ -85,3 +85,4 @@ pub enum Style {
 pub mod build;
 pub mod diff;
 pub mod progress;
+pub mod summary;

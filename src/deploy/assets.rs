@@ -1,0 +1,232 @@
+//! The asset bucket (a small toolkit stack per app and region) and what goes in
+//! it: Lambda bundles under `<app>/<sha256>.zip`, uploaded only when missing, and
+//! templates too large to send inline.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::cfn::TemplateSource;
+use super::{Error, Event, Reporter};
+use crate::aws::describe_error;
+
+/// CloudFormation's limit for an inline TemplateBody.
+pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+
+/// The toolkit's output that names the bucket.
+pub const BUCKET_OUTPUT: &str = "AssetsBucketName";
+
+/// `barkctl-<app>-toolkit`: one per app and region, shared by every stage.
+pub fn toolkit_stack_name(app: &str) -> String {
+    format!("barkctl-{app}-toolkit")
+}
+
+/// The toolkit template: an encrypted, versioned, non-public bucket whose old
+/// object versions expire (bundles are content-addressed, so only overwritten
+/// templates ever leave old versions).
+pub fn toolkit_template(app: &str) -> Value {
+    json!({
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": format!("barkctl toolkit for {app}: Lambda bundles and large templates"),
+        "Resources": {
+            "AssetsBucket": {
+                "Type": "AWS::S3::Bucket",
+                // Deployed functions keep pointing at their bundles: never drop them
+                // with the toolkit.
+                "DeletionPolicy": "Retain",
+                "UpdateReplacePolicy": "Retain",
+                "Properties": {
+                    "BucketEncryption": {
+                        "ServerSideEncryptionConfiguration": [
+                            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
+                        ]
+                    },
+                    "VersioningConfiguration": {"Status": "Enabled"},
+                    "PublicAccessBlockConfiguration": {
+                        "BlockPublicAcls": true,
+                        "BlockPublicPolicy": true,
+                        "IgnorePublicAcls": true,
+                        "RestrictPublicBuckets": true
+                    },
+                    "LifecycleConfiguration": {
+                        "Rules": [{
+                            "Id": "expire-old-versions",
+                            "Status": "Enabled",
+                            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}
+                        }]
+                    }
+                }
+            }
+        },
+        "Outputs": {
+            BUCKET_OUTPUT: {"Value": {"Ref": "AssetsBucket"}}
+        }
+    })
+}
+
+pub fn toolkit_tags(app: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("barkctl:app".to_string(), app.to_string()),
+        ("barkctl:stack".to_string(), "toolkit".to_string()),
+    ])
+}
+
+/// A file to put in the asset bucket.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub key: String,
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+/// Is `key` in `bucket` already? (ListObjectsV2 on the key as prefix: it needs
+/// only list permission and gives no 403/404 ambiguity.)
+async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, Error> {
+    let out = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(key)
+        .max_keys(1)
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
+            stack: None,
+            operation: "ListObjectsV2",
+            message: describe_error(&e),
+        })?;
+    Ok(out.contents().iter().any(|o| o.key() == Some(key)))
+}
+
+/// Upload `asset` unless its key is there already. Returns whether it uploaded.
+pub async fn upload(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    asset: &Asset,
+    reporter: &dyn Reporter,
+) -> Result<bool, Error> {
+    if exists(s3, bucket, &asset.key).await? {
+        reporter.event(&Event::Asset {
+            key: asset.key.clone(),
+            uploaded: false,
+            bytes: asset.bytes,
+        });
+        return Ok(false);
+    }
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(&asset.path)
+        .await
+        .map_err(|e| Error::Read {
+            path: asset.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(&asset.key)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
+            stack: None,
+            operation: "PutObject",
+            message: describe_error(&e),
+        })?;
+    reporter.event(&Event::Asset {
+        key: asset.key.clone(),
+        uploaded: true,
+        bytes: asset.bytes,
+    });
+    Ok(true)
+}
+
+/// The S3 URL CloudFormation reads a template from. AWS-style (not the
+/// endpoint's URL): CloudFormation fetches it itself, and emulators map it.
+pub fn template_url(region: &str, bucket: &str, key: &str) -> String {
+    if region == "us-east-1" {
+        format!("https://s3.amazonaws.com/{bucket}/{key}")
+    } else {
+        format!("https://s3.{region}.amazonaws.com/{bucket}/{key}")
+    }
+}
+
+/// Inline body, or (over 51,200 bytes) an uploaded copy addressed by URL.
+pub async fn template_source(
+    s3: &aws_sdk_s3::Client,
+    bucket: Option<&str>,
+    region: &str,
+    app: &str,
+    stack_name: &str,
+    body: String,
+) -> Result<TemplateSource, Error> {
+    if body.len() <= INLINE_TEMPLATE_LIMIT {
+        return Ok(TemplateSource::Body(body));
+    }
+    let Some(bucket) = bucket else {
+        return Err(Error::Aws {
+            stack: Some(stack_name.to_string()),
+            operation: "CreateChangeSet",
+            message: format!(
+                "the template is {} bytes (over {INLINE_TEMPLATE_LIMIT}) and no asset bucket is available",
+                body.len()
+            ),
+        });
+    };
+    let hash = hex::encode(Sha256::digest(body.as_bytes()));
+    let key = format!("{app}/templates/{stack_name}/{hash}.json");
+    let present = exists(s3, bucket, &key).await?;
+    if !present {
+        s3.put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
+            .send()
+            .await
+            .map_err(|e| Error::Aws {
+                stack: Some(stack_name.to_string()),
+                operation: "PutObject",
+                message: describe_error(&e),
+            })?;
+    }
+    Ok(TemplateSource::Url(template_url(region, bucket, &key)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toolkit_bucket_is_encrypted_versioned_private_and_expires_old_versions() {
+        let t = toolkit_template("barkbase");
+        let p = &t["Resources"]["AssetsBucket"]["Properties"];
+        assert_eq!(p["VersioningConfiguration"]["Status"], "Enabled");
+        assert_eq!(
+            p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+                ["ServerSideEncryptionByDefault"]["SSEAlgorithm"],
+            "AES256"
+        );
+        assert_eq!(
+            p["PublicAccessBlockConfiguration"]["BlockPublicPolicy"],
+            true
+        );
+        assert_eq!(
+            p["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"]
+                ["NoncurrentDays"],
+            30
+        );
+        assert!(crate::render::check::check(&t).is_empty());
+    }
+
+    #[test]
+    fn template_urls_are_aws_style() {
+        assert_eq!(
+            template_url("us-east-1", "b", "k/t.json"),
+            "https://s3.amazonaws.com/b/k/t.json"
+        );
+        assert_eq!(
+            template_url("eu-west-1", "b", "k"),
+            "https://s3.eu-west-1.amazonaws.com/b/k"
+        );
+    }
+}

@@ -1,0 +1,531 @@
+//! Deploying stacks wave by wave: resolve parameters from upstream outputs, plan
+//! each stack against what is deployed, and carry the plan out with change sets.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudformation::Client;
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::cfn::{self, ChangeSetRequest, ChangeSetResult, EventTail};
+use super::{assets, Error, Event, Outcome, Reporter, StackResult};
+use crate::plan::{self, Action, Deployed, Desired, ParamValue, Plan, StackPlan};
+
+/// One stack to deploy.
+#[derive(Debug, Clone)]
+pub struct StackInput {
+    /// Short name (`realtime`).
+    pub stack: String,
+    /// `{app}-{stage}-{stack}`
+    pub stack_name: String,
+    pub template: Value,
+    /// Upstream outputs are `Pending` here; the run fills them in.
+    pub parameters: BTreeMap<String, ParamValue>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Everything a deploy needs, resolved by the command.
+pub struct DeployInput {
+    pub stage: String,
+    pub app: String,
+    pub region: String,
+    /// Short name -> full stack name, for every stack of the project (upstream
+    /// stacks outside the selection are read from DescribeStacks).
+    pub stack_names: BTreeMap<String, String>,
+    /// Selected stacks in waves; each wave depends only on earlier ones.
+    pub waves: Vec<Vec<StackInput>>,
+    pub concurrency: usize,
+    pub allow_replace: bool,
+    pub termination_protection: bool,
+    /// An emulator: operations finish synchronously, stuck stacks are recreated.
+    pub local: bool,
+    /// The asset bucket, for templates over the inline limit.
+    pub bucket: Option<String>,
+}
+
+/// The run's result: one line per stack, and the outputs of the stacks that ended
+/// deployed (created, updated or unchanged).
+pub struct RunReport {
+    pub results: Vec<StackResult>,
+    pub outputs: BTreeMap<String, BTreeMap<String, String>>,
+    pub error: Option<Error>,
+}
+
+struct Shared {
+    cfn: Client,
+    s3: aws_sdk_s3::Client,
+    input_meta: Meta,
+    outputs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    reporter: Arc<dyn Reporter>,
+}
+
+struct Meta {
+    app: String,
+    region: String,
+    stack_names: BTreeMap<String, String>,
+    allow_replace: bool,
+    termination_protection: bool,
+    local: bool,
+    bucket: Option<String>,
+}
+
+/// Deploy every wave in order; stacks of a wave run concurrently. After a wave
+/// with a failure, later waves are not started.
+pub async fn deploy(
+    cfn: Client,
+    s3: aws_sdk_s3::Client,
+    input: DeployInput,
+    reporter: Arc<dyn Reporter>,
+) -> RunReport {
+    let shared = Arc::new(Shared {
+        cfn,
+        s3,
+        input_meta: Meta {
+            app: input.app,
+            region: input.region,
+            stack_names: input.stack_names,
+            allow_replace: input.allow_replace,
+            termination_protection: input.termination_protection,
+            local: input.local,
+            bucket: input.bucket,
+        },
+        outputs: Mutex::new(BTreeMap::new()),
+        reporter: reporter.clone(),
+    });
+    let semaphore = Arc::new(Semaphore::new(input.concurrency.max(1)));
+    let mut results = Vec::new();
+    let mut first_error: Option<Error> = None;
+    let mut waves = input.waves.into_iter().enumerate();
+
+    for (index, wave) in waves.by_ref() {
+        reporter.event(&Event::Wave {
+            index,
+            stacks: wave.iter().map(|s| s.stack.clone()).collect(),
+        });
+        let mut handles = Vec::new();
+        for stack in wave {
+            let shared = shared.clone();
+            let semaphore = semaphore.clone();
+            let name = (stack.stack.clone(), stack.stack_name.clone());
+            handles.push((
+                name,
+                tokio::spawn(async move {
+                    // The semaphore is never closed, so acquiring cannot fail.
+                    let _permit = semaphore.acquire_owned().await;
+                    let started = Instant::now();
+                    let r = deploy_stack(&shared, &stack).await;
+                    (r, started.elapsed())
+                }),
+            ));
+        }
+        for ((stack, stack_name), handle) in handles {
+            let (r, duration) = match handle.await {
+                Ok(v) => v,
+                Err(e) => (
+                    Err(Error::Aws {
+                        stack: Some(stack_name.clone()),
+                        operation: "deploy",
+                        message: format!("the deploy task stopped: {e}"),
+                    }),
+                    Duration::ZERO,
+                ),
+            };
+            let result = match r {
+                Ok((outcome, note)) => StackResult {
+                    stack,
+                    stack_name,
+                    outcome,
+                    duration,
+                    note,
+                },
+                Err(e) => {
+                    let note = Some(short_reason(&e));
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                    StackResult {
+                        stack,
+                        stack_name,
+                        outcome: Outcome::Failed,
+                        duration,
+                        note,
+                    }
+                }
+            };
+            reporter.event(&Event::Finished(result.clone()));
+            results.push(result);
+        }
+        if first_error.is_some() {
+            break;
+        }
+    }
+
+    let mut not_started = Vec::new();
+    for (_, wave) in waves {
+        for s in wave {
+            not_started.push(s.stack_name.clone());
+            let r = StackResult {
+                stack: s.stack,
+                stack_name: s.stack_name,
+                outcome: Outcome::NotStarted,
+                duration: Duration::ZERO,
+                note: None,
+            };
+            reporter.event(&Event::Finished(r.clone()));
+            results.push(r);
+        }
+    }
+    if let Some(Error::StackFailed {
+        not_started: ns, ..
+    }) = first_error.as_mut()
+    {
+        *ns = not_started;
+    }
+    let outputs = shared.outputs.lock().map(|m| m.clone()).unwrap_or_default();
+    RunReport {
+        results,
+        outputs,
+        error: first_error,
+    }
+}
+
+fn short_reason(e: &Error) -> String {
+    match e {
+        Error::StackFailed { summary, .. } => summary.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Fill `Pending` parameters from outputs of this run, else from the deployed
+/// upstream stack.
+async fn resolve_parameters(
+    shared: &Shared,
+    stack: &StackInput,
+) -> Result<BTreeMap<String, String>, Error> {
+    let mut resolved = BTreeMap::new();
+    let mut fetched: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
+    for (name, value) in &stack.parameters {
+        let v = match value {
+            ParamValue::Known(v) => v.clone(),
+            ParamValue::Pending {
+                stack: upstream,
+                output,
+            } => {
+                let from_run = shared
+                    .outputs
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(upstream).and_then(|o| o.get(output)).cloned());
+                match from_run {
+                    Some(v) => v,
+                    None => {
+                        if !fetched.contains_key(upstream) {
+                            let full = shared
+                                .input_meta
+                                .stack_names
+                                .get(upstream)
+                                .cloned()
+                                .unwrap_or_else(|| upstream.clone());
+                            let outs = cfn::describe(&shared.cfn, &full)
+                                .await?
+                                .filter(|s| {
+                                    !matches!(cfn::state_of(Some(s)), plan::StackState::NotFound)
+                                })
+                                .map(|s| cfn::outputs_of(&s));
+                            fetched.insert(upstream.clone(), outs);
+                        }
+                        let outs = fetched.get(upstream).and_then(|o| o.as_ref());
+                        match outs.and_then(|o| o.get(output)) {
+                            Some(v) => v.clone(),
+                            None => {
+                                return Err(Error::MissingUpstream {
+                                    stack: stack.stack.clone(),
+                                    upstream: upstream.clone(),
+                                    output: output.clone(),
+                                    deployed: outs.is_some(),
+                                })
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        resolved.insert(name.clone(), v);
+    }
+    Ok(resolved)
+}
+
+fn resource_count(template: &Value) -> usize {
+    template
+        .get("Resources")
+        .and_then(Value::as_object)
+        .map_or(0, |m| m.len())
+}
+
+/// Plan and deploy one stack. Returns its outcome and a note for the summary.
+async fn deploy_stack(
+    shared: &Shared,
+    stack: &StackInput,
+) -> Result<(Outcome, Option<String>), Error> {
+    let client = &shared.cfn;
+    let reporter = shared.reporter.as_ref();
+    let meta = &shared.input_meta;
+    let parameters = resolve_parameters(shared, stack).await?;
+    let desired = Desired {
+        template: stack.template.clone(),
+        parameters: parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), ParamValue::Known(v.clone())))
+            .collect(),
+        tags: stack.tags.clone(),
+    };
+    let total = resource_count(&stack.template);
+
+    let mut deployed = cfn::deployed(client, &stack.stack_name).await?;
+    let mut note = None;
+    let mut action = plan::decide(&desired, &deployed, meta.local);
+    if let Action::Wait { status } = &action {
+        reporter.event(&Event::Note {
+            stack: stack.stack.clone(),
+            text: format!("waiting for the running operation ({status})"),
+        });
+        cfn::wait_quietly(client, &stack.stack_name).await?;
+        deployed = cfn::deployed(client, &stack.stack_name).await?;
+        action = plan::decide(&desired, &deployed, meta.local);
+    }
+    reporter.event(&Event::Started {
+        stack: stack.stack.clone(),
+        stack_name: stack.stack_name.clone(),
+        action: action.label().to_string(),
+        resources: total,
+    });
+
+    let create = match &action {
+        Action::Skip { .. } => {
+            finish_outputs(shared, stack, &deployed.outputs);
+            ensure_protection(shared, stack, &deployed).await?;
+            return Ok((Outcome::Unchanged, None));
+        }
+        Action::Blocked { status, hint } => {
+            return Err(Error::Blocked {
+                stack_name: stack.stack_name.clone(),
+                status: status.clone(),
+                hint: hint.clone(),
+            })
+        }
+        Action::Recreate { status } => {
+            let text = format!(
+                "stack is {status} after a failed create: deleting it, then creating it again"
+            );
+            reporter.event(&Event::Note {
+                stack: stack.stack.clone(),
+                text: text.clone(),
+            });
+            if deployed.termination_protection {
+                cfn::set_termination_protection(client, &stack.stack_name, false).await?;
+            }
+            cfn::delete_and_wait(client, &stack.stack, &stack.stack_name, reporter).await?;
+            note = Some(format!("recreated after {status}"));
+            deployed = Deployed::not_found();
+            true
+        }
+        Action::Create => true,
+        Action::Update { .. } => false,
+        // Still in progress after `wait_quietly` returned: someone started another
+        // operation meanwhile.
+        Action::Wait { status } => {
+            return Err(Error::WaitTimeout {
+                stack_name: stack.stack_name.clone(),
+                status: status.clone(),
+                waited: cfn::WAIT_LIMIT,
+            })
+        }
+    };
+
+    let body = serde_json::to_string(&stack.template).map_err(|e| Error::Aws {
+        stack: Some(stack.stack_name.clone()),
+        operation: "serialise template",
+        message: e.to_string(),
+    })?;
+    let template = assets::template_source(
+        &shared.s3,
+        meta.bucket.as_deref(),
+        &meta.region,
+        &meta.app,
+        &stack.stack_name,
+        body,
+    )
+    .await?;
+    let req = ChangeSetRequest {
+        stack_name: &stack.stack_name,
+        create,
+        template: &template,
+        parameters: &parameters,
+        tags: &stack.tags,
+    };
+    let mut tail = EventTail::new();
+    if create && meta.local {
+        // Nothing to review in a create; the emulator applies it directly.
+        cfn::apply_directly(client, &req).await?;
+    } else {
+        let (id, changes) = match cfn::create_change_set(client, &req).await? {
+            ChangeSetResult::NoChanges => {
+                finish_outputs(shared, stack, &deployed.outputs);
+                return Ok((Outcome::Unchanged, Some("no changes".into())));
+            }
+            ChangeSetResult::Ready { id, changes } => (id, changes),
+        };
+        let refusals = plan::review(
+            &changes,
+            deployed.template.as_ref(),
+            &stack.template,
+            meta.allow_replace,
+        );
+        if !refusals.is_empty() {
+            cfn::delete_change_set(client, &stack.stack_name, &id).await;
+            if create {
+                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
+                let _ = client
+                    .delete_stack()
+                    .stack_name(&stack.stack_name)
+                    .send()
+                    .await;
+            }
+            return Err(Error::Refused {
+                stack_name: stack.stack_name.clone(),
+                refusals: refusals
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "`{}` ({}) would be {}",
+                            r.logical_id, r.resource_type, r.what
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        if meta.local {
+            // The change set served the review; see `cfn::apply_directly` for why
+            // the emulator does not execute it.
+            cfn::delete_change_set(client, &stack.stack_name, &id).await;
+            cfn::apply_directly(client, &req).await?;
+        } else {
+            cfn::execute_change_set(client, &stack.stack_name, &id).await?;
+        }
+    }
+    let (after, ok) = cfn::wait(
+        client,
+        &stack.stack,
+        &stack.stack_name,
+        total,
+        &mut tail,
+        reporter,
+    )
+    .await?;
+    let Some(after) = after.filter(|_| ok) else {
+        return Err(Error::StackFailed {
+            stack_name: stack.stack_name.clone(),
+            summary: "the stack operation failed".into(),
+            causes: tail.failures,
+            not_started: Vec::new(),
+        });
+    };
+    let outputs = cfn::outputs_of(&after);
+    finish_outputs(shared, stack, &outputs);
+    let deployed_now = Deployed {
+        termination_protection: after.enable_termination_protection().unwrap_or(false),
+        ..Deployed::not_found()
+    };
+    ensure_protection(shared, stack, &deployed_now).await?;
+    Ok((
+        if create {
+            Outcome::Created
+        } else {
+            Outcome::Updated
+        },
+        note,
+    ))
+}
+
+fn finish_outputs(shared: &Shared, stack: &StackInput, outputs: &BTreeMap<String, String>) {
+    if let Ok(mut m) = shared.outputs.lock() {
+        m.insert(stack.stack.clone(), outputs.clone());
+    }
+}
+
+/// Termination protection follows the stage (`termination_protection` in
+/// project.yaml); only a difference costs a call.
+async fn ensure_protection(
+    shared: &Shared,
+    stack: &StackInput,
+    deployed: &Deployed,
+) -> Result<(), Error> {
+    let wanted = shared.input_meta.termination_protection;
+    if deployed.termination_protection != wanted {
+        cfn::set_termination_protection(&shared.cfn, &stack.stack_name, wanted).await?;
+    }
+    Ok(())
+}
+
+/// The plan `--dry-run` prints: each stack's action against what is deployed,
+/// with upstream outputs taken from deployed stacks that this run would leave
+/// unchanged, and marked pending otherwise. No mutating call is made.
+pub async fn dry_run(cfn_client: Client, input: &DeployInput) -> Result<Plan, Error> {
+    let mut known: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut stacks = Vec::new();
+    for (wave, list) in input.waves.iter().enumerate() {
+        for stack in list {
+            let deployed = cfn::deployed(&cfn_client, &stack.stack_name).await?;
+            let mut parameters = BTreeMap::new();
+            for (name, v) in &stack.parameters {
+                let value = match v {
+                    ParamValue::Pending { stack: up, output } => {
+                        if !known.contains_key(up) {
+                            let in_run = input.waves.iter().flatten().any(|s| &s.stack == up);
+                            if !in_run {
+                                let full = input
+                                    .stack_names
+                                    .get(up)
+                                    .cloned()
+                                    .unwrap_or_else(|| up.clone());
+                                let outs = cfn::describe(&cfn_client, &full)
+                                    .await?
+                                    .map(|s| cfn::outputs_of(&s))
+                                    .unwrap_or_default();
+                                known.insert(up.clone(), outs);
+                            }
+                        }
+                        match known.get(up).and_then(|o| o.get(output)) {
+                            Some(val) => ParamValue::Known(val.clone()),
+                            None => v.clone(),
+                        }
+                    }
+                    known_value => known_value.clone(),
+                };
+                parameters.insert(name.clone(), value);
+            }
+            let desired = Desired {
+                template: stack.template.clone(),
+                parameters,
+                tags: stack.tags.clone(),
+            };
+            let action = plan::decide(&desired, &deployed, input.local);
+            if matches!(action, Action::Skip { .. }) {
+                known.insert(stack.stack.clone(), deployed.outputs.clone());
+            }
+            stacks.push(StackPlan {
+                stack: stack.stack.clone(),
+                stack_name: stack.stack_name.clone(),
+                wave,
+                status: deployed.state.status().to_string(),
+                action,
+            });
+        }
+    }
+    Ok(Plan {
+        stage: input.stage.clone(),
+        stacks,
+    })
+}
