@@ -303,8 +303,15 @@ fn database_is_encrypted_snapshotted_and_protected_in_prod() {
         assert_eq!(p["DBInstanceClass"], class, "{stage}");
         // Handlebars would eat a bare `{{`: the dynamic reference must survive rendering.
         assert_eq!(
-            p["MasterUserPassword"]["Fn::Sub"],
-            "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"
+            p["MasterUserPassword"]["Fn::Join"],
+            serde_json::json!([
+                "",
+                [
+                    "{{resolve:secretsmanager:",
+                    {"Ref": "DbSecret"},
+                    ":SecretString:password}}"
+                ]
+            ])
         );
         let secret = &t["Resources"]["DbSecret"]["Properties"];
         assert_eq!(
