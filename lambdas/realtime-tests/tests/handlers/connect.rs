@@ -1,0 +1,273 @@
+//! `$connect`: token verification and the stored connection item.
+
+use crate::common::*;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use realtime_connect::{handler, ConnectDeps};
+use realtime_core::config::{JwtKeySource, JwtSettings};
+use realtime_core::JwtVerifier;
+use serde_json::{json, Value};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(exp_offset: i64) -> Value {
+    json!({"sub": "user-1", "tenantId": "tenant-1", "role": "staff", "exp": now() + exp_offset, "iat": now()})
+}
+
+fn hs(alg: Algorithm, claims: &Value, secret: &str) -> String {
+    encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token encodes")
+}
+
+fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+fn unsigned_token(claims: &Value) -> String {
+    let header = b64url(br#"{"alg":"none","typ":"JWT"}"#);
+    format!("{header}.{}.", b64url(claims.to_string().as_bytes()))
+}
+
+fn connect_event(
+    connection_id: &str,
+    token: Option<&str>,
+) -> aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest {
+    let mut v = fixture("connect.json");
+    v["requestContext"]["connectionId"] = Value::from(connection_id);
+    match token {
+        Some(t) => {
+            v["queryStringParameters"]["token"] = Value::from(t);
+            v["multiValueQueryStringParameters"]["token"] = json!([t]);
+        }
+        None => {
+            v.as_object_mut()
+                .expect("object")
+                .remove("queryStringParameters");
+            v.as_object_mut()
+                .expect("object")
+                .remove("multiValueQueryStringParameters");
+        }
+    }
+    serde_json::from_value(v).expect("connect event")
+}
+
+#[tokio::test]
+async fn each_token_case_gets_its_own_answer_and_only_valid_ones_are_stored() {
+    let env = env().await;
+    let deps = ConnectDeps {
+        store: env.store.clone(),
+        verifier: JwtVerifier::hs256(SECRET.as_bytes(), Some("barkbase"), None).expect("verifier"),
+        ttl_seconds: 7200,
+    };
+    let mut valid = claims(600);
+    valid["iss"] = json!("barkbase");
+
+    let res = handler(
+        connect_event("conn-valid=", Some(&hs(Algorithm::HS256, &valid, SECRET))),
+        &deps,
+    )
+    .await;
+    assert_eq!(
+        (res.status_code, body_text(&res)),
+        (200, r#"{"message":"connected"}"#.to_string())
+    );
+    let stored = env
+        .store
+        .get("conn-valid=")
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        (
+            stored.user_id.as_str(),
+            stored.tenant_id.as_str(),
+            stored.role.as_str()
+        ),
+        ("user-1", "tenant-1", "staff")
+    );
+    assert_eq!(stored.source_ip.as_deref(), Some("203.0.113.10"));
+    assert_eq!(
+        stored.user_agent.as_deref(),
+        Some("Mozilla/5.0 (X11; Linux x86_64) BarkBase/2.0")
+    );
+    assert!(
+        (stored.expires_at - (now() + 7200)).abs() <= 5,
+        "expiresAt = now + TTL"
+    );
+    assert!(chrono::DateTime::parse_from_rfc3339(&stored.connected_at).is_ok());
+
+    // The header form, for clients that can set headers.
+    let mut by_header = connect_event("conn-header", None);
+    by_header.headers.insert(
+        "authorization",
+        format!("Bearer {}", hs(Algorithm::HS256, &valid, SECRET))
+            .parse()
+            .expect("header value"),
+    );
+    assert_eq!(handler(by_header, &deps).await.status_code, 200);
+
+    let mut wrong_issuer = valid.clone();
+    wrong_issuer["iss"] = json!("someone-else");
+    let mut not_yet = valid.clone();
+    not_yet["nbf"] = json!(now() + 3600);
+    let mut expired = valid.clone();
+    expired["exp"] = json!(now() - 3600);
+    let missing = r#"{"message":"Unauthorized: missing token"}"#;
+    let invalid = r#"{"message":"Unauthorized: invalid token"}"#;
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, missing),
+        ("empty", Some(String::new()), missing),
+        ("malformed", Some("not-a.jwt".into()), invalid),
+        (
+            "expired",
+            Some(hs(Algorithm::HS256, &expired, SECRET)),
+            r#"{"message":"Unauthorized: token expired"}"#,
+        ),
+        (
+            "wrong algorithm",
+            Some(hs(Algorithm::HS512, &valid, SECRET)),
+            invalid,
+        ),
+        ("alg none", Some(unsigned_token(&valid)), invalid),
+        (
+            "wrong secret",
+            Some(hs(Algorithm::HS256, &valid, "another-secret")),
+            invalid,
+        ),
+        (
+            "wrong issuer",
+            Some(hs(Algorithm::HS256, &wrong_issuer, SECRET)),
+            invalid,
+        ),
+        (
+            "not yet valid",
+            Some(hs(Algorithm::HS256, &not_yet, SECRET)),
+            invalid,
+        ),
+    ];
+    for (name, token, body) in cases {
+        let id = format!("conn-{}", name.replace(' ', "-"));
+        let res = handler(connect_event(&id, token.as_deref()), &deps).await;
+        assert_eq!(
+            (res.status_code, body_text(&res).as_str()),
+            (401, body),
+            "case `{name}`"
+        );
+        assert!(
+            env.store.get(&id).await.expect("get").is_none(),
+            "case `{name}` must not be stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rs256_accepts_its_key_and_refuses_an_hs256_token_signed_with_the_public_key() {
+    let env = env().await;
+    let public = std::fs::read_to_string(fixture_path("rs256_public.pem")).expect("public key");
+    let private = std::fs::read(fixture_path("rs256_private.pem")).expect("private key");
+    let deps = ConnectDeps {
+        store: env.store.clone(),
+        verifier: JwtVerifier::rs256(&public, None, Some("barkbase-web")).expect("verifier"),
+        ttl_seconds: 60,
+    };
+    let mut c = claims(600);
+    c["aud"] = json!("barkbase-web");
+    let rs = encode(
+        &Header::new(Algorithm::RS256),
+        &c,
+        &EncodingKey::from_rsa_pem(&private).expect("private key parses"),
+    )
+    .expect("token");
+    assert_eq!(
+        handler(connect_event("rs-ok", Some(&rs)), &deps)
+            .await
+            .status_code,
+        200
+    );
+
+    // The classic key-confusion attack: HMAC keyed with the public key's PEM text.
+    let confused = hs(Algorithm::HS256, &c, &public);
+    assert_eq!(
+        handler(connect_event("rs-confused", Some(&confused)), &deps)
+            .await
+            .status_code,
+        401
+    );
+    let mut wrong_aud = c.clone();
+    wrong_aud["aud"] = json!("other-app");
+    let rs_wrong_aud = encode(
+        &Header::new(Algorithm::RS256),
+        &wrong_aud,
+        &EncodingKey::from_rsa_pem(&private).expect("private key parses"),
+    )
+    .expect("token");
+    assert_eq!(
+        handler(connect_event("rs-aud", Some(&rs_wrong_aud)), &deps)
+            .await
+            .status_code,
+        401
+    );
+}
+
+#[tokio::test]
+async fn secret_is_read_from_secrets_manager_and_a_store_failure_answers_500() {
+    let env = env().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&env.sdk);
+    let created = secrets
+        .create_secret()
+        .name("barkbase/test/realtime/jwt")
+        .secret_string(json!({"secret": SECRET}).to_string())
+        .send()
+        .await
+        .expect("secret created");
+    let settings = JwtSettings {
+        key: JwtKeySource::Hs256SecretArn(created.arn().expect("arn").to_string()),
+        issuer: None,
+        audience: None,
+    };
+    let verifier = JwtVerifier::from_settings(&settings, &env.sdk)
+        .await
+        .expect("verifier from secret");
+    let token = hs(Algorithm::HS256, &claims(600), SECRET);
+
+    let ok = ConnectDeps {
+        store: env.store.clone(),
+        verifier,
+        ttl_seconds: 7200,
+    };
+    assert_eq!(
+        handler(connect_event("sm-ok", Some(&token)), &ok)
+            .await
+            .status_code,
+        200
+    );
+
+    let broken = ConnectDeps {
+        store: realtime_core::ConnectionStore::from_sdk_config(&env.sdk, "no-such-table"),
+        verifier: JwtVerifier::hs256(SECRET.as_bytes(), None, None).expect("verifier"),
+        ttl_seconds: 7200,
+    };
+    let res = handler(connect_event("sm-broken", Some(&token)), &broken).await;
+    assert_eq!(
+        (res.status_code, body_text(&res)),
+        (500, r#"{"message":"internal error"}"#.to_string())
+    );
+}
