@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use super::classify;
 use super::model::{
     ChangeKind, EntryChange, Impact, Method, NewValue, ParameterChange, PathChange, Replacement,
-    ResourceChange, StackDiff, StackStatus,
+    ResourceChange, StackDiff, StackStatus, TagChange,
 };
 use super::path;
 use super::security;
@@ -18,6 +18,7 @@ use super::security;
 pub struct Old<'a> {
     pub template: &'a Value,
     pub parameters: &'a BTreeMap<String, String>,
+    pub tags: &'a BTreeMap<String, String>,
 }
 
 /// What a deploy would submit.
@@ -25,6 +26,7 @@ pub struct Old<'a> {
 pub struct New<'a> {
     pub template: &'a Value,
     pub parameters: &'a BTreeMap<String, NewValue>,
+    pub tags: &'a BTreeMap<String, String>,
 }
 
 /// What CloudFormation shows for a `NoEcho` parameter: its value cannot be compared.
@@ -81,6 +83,7 @@ pub fn compare(name: &str, stack: &str, old: Option<Old>, new: New) -> StackDiff
             new.template.get("Outputs"),
         ),
         other,
+        tags: old.map(|o| tags(o.tags, new.tags)).unwrap_or_default(),
         security: security::compare(old_t, new.template),
     };
     diff.status = match old {
@@ -159,6 +162,30 @@ fn parameters(old: Option<Old>, new: New) -> Vec<ParameterChange> {
         }
     }
     out
+}
+
+fn tags(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<TagChange> {
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (old.get(k), new.get(k));
+            let change = match (a, b) {
+                (Some(x), Some(y)) if x == y => return None,
+                (None, None) => return None,
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(_), None) => ChangeKind::Removed,
+                (Some(_), Some(_)) => ChangeKind::Modified,
+            };
+            Some(TagChange {
+                key: k.clone(),
+                change,
+                old: a.cloned(),
+                new: b.cloned(),
+            })
+        })
+        .collect()
 }
 
 fn plain((p, old, new): path::Leaf, replacement: Replacement) -> PathChange {
@@ -399,10 +426,12 @@ mod tests {
             Some(Old {
                 template: old,
                 parameters: old_p,
+                tags: &BTreeMap::new(),
             }),
             New {
                 template: new,
                 parameters: new_p,
+                tags: &BTreeMap::new(),
             },
         )
     }
@@ -567,6 +596,30 @@ Outputs:
     }
 
     #[test]
+    fn changed_stack_tags_are_a_change() {
+        let p = params(&[("Retention", "7")]);
+        let old_tags: BTreeMap<String, String> = [("team".to_string(), "a".to_string())].into();
+        let new_tags: BTreeMap<String, String> = [("team".to_string(), "b".to_string())].into();
+        let (t, values) = (base(), known(&[("Retention", "7")]));
+        let d = compare(
+            "app-dev-s",
+            "s",
+            Some(Old {
+                template: &t,
+                parameters: &p,
+                tags: &old_tags,
+            }),
+            New {
+                template: &t,
+                parameters: &values,
+                tags: &new_tags,
+            },
+        );
+        assert_eq!(d.status, StackStatus::Changed);
+        assert_eq!(d.tags[0].new.as_deref(), Some("b"));
+    }
+
+    #[test]
     fn a_new_stack_is_all_added() {
         let new = base();
         let mut after: BTreeMap<String, NewValue> = BTreeMap::new();
@@ -578,6 +631,7 @@ Outputs:
             New {
                 template: &new,
                 parameters: &after,
+                tags: &BTreeMap::new(),
             },
         );
         assert_eq!(d.status, StackStatus::New);

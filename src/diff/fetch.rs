@@ -25,7 +25,7 @@ use super::{classify, Error};
 use crate::aws::{self, Target};
 use crate::cli::DiffMethod;
 use crate::project::{Project, Stage};
-use crate::render::Rendered;
+use crate::render::{ParamSource, Rendered};
 
 /// CloudFormation's limit for an inline TemplateBody.
 const MAX_TEMPLATE_BODY: usize = 51_200;
@@ -57,6 +57,15 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
             }
         }
     }
+    // Deploy passes the toolkit stack's bucket as `AssetsBucket`.
+    let toolkit = crate::deploy::assets::toolkit_stack_name(&req.project.app);
+    if req.rendered.iter().any(|r| {
+        r.parameters
+            .values()
+            .any(|p| *p == ParamSource::AssetsBucket)
+    }) {
+        names.push(toolkit.clone());
+    }
     names.sort();
     names.dedup();
     let fetched =
@@ -68,13 +77,23 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
     let mut out = Vec::new();
     for r in req.rendered {
         let own = lookup(&r.stack_name);
-        let values = resolve::new_values(r, own, |up| {
+        let bucket = lookup(&toolkit)
+            .and_then(|t| t.outputs.get(crate::deploy::assets::BUCKET_OUTPUT))
+            .map(String::as_str);
+        let values = resolve::new_values(r, own, bucket, |up| {
             lookup(&req.project.stack_name(&req.stage.name, up))
         });
         let old = own.map(|d| Old {
             template: &d.template,
             parameters: &d.parameters,
+            tags: &d.tags,
         });
+        let tags = req
+            .project
+            .stacks
+            .get(&r.stack)
+            .map(|s| req.project.tags_for(s, req.stage))
+            .unwrap_or_default();
         let mut diff = compare::compare(
             &r.stack_name,
             &r.stack,
@@ -82,6 +101,7 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
             New {
                 template: &r.template,
                 parameters: &values,
+                tags: &tags,
             },
         );
         if let Some(d) = own {
@@ -144,6 +164,16 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
             ))
         })
         .collect();
+    let tags = stack
+        .tags()
+        .iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_string(),
+                t.value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
     let outputs = stack
         .outputs()
         .iter()
@@ -174,6 +204,7 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
         template,
         parameters,
         outputs,
+        tags,
     }))
 }
 

@@ -184,6 +184,16 @@ pub struct EntryChange {
     pub paths: Vec<PathChange>,
 }
 
+/// A stack-level tag (CloudFormation copies them onto every resource) that
+/// appears, goes or changes value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagChange {
+    pub key: String,
+    pub change: ChangeKind,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
 /// One stack's comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackDiff {
@@ -202,6 +212,8 @@ pub struct StackDiff {
     pub outputs: Vec<EntryChange>,
     /// Description, Mappings, Metadata, Rules, Transform.
     pub other: Vec<EntryChange>,
+    /// Stack tags (deploy updates a stack whose tags differ).
+    pub tags: Vec<TagChange>,
     pub security: SecurityChanges,
 }
 
@@ -241,6 +253,7 @@ impl StackDiff {
             && self.conditions.is_empty()
             && self.resources.is_empty()
             && self.outputs.is_empty()
-            && self.other.is_empty())
+            && self.other.is_empty()
+            && self.tags.is_empty())
     }
 }

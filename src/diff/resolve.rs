@@ -16,14 +16,16 @@ pub struct DeployedStack {
     pub template: Value,
     pub parameters: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The value of every parameter the rendered template declares. `own` is this
-/// stack as deployed; `upstream(stack)` an upstream stack as deployed (`None`:
-/// not deployed).
+/// stack as deployed; `bucket` the toolkit stack's asset bucket, when deployed;
+/// `upstream(stack)` an upstream stack as deployed (`None`: not deployed).
 pub fn new_values<'a>(
     rendered: &Rendered,
     own: Option<&DeployedStack>,
+    bucket: Option<&str>,
     upstream: impl Fn(&str) -> Option<&'a DeployedStack>,
 ) -> BTreeMap<String, NewValue> {
     let deployed_value = |name: &str| own.and_then(|d| d.parameters.get(name)).cloned();
@@ -49,8 +51,9 @@ pub fn new_values<'a>(
             // Bundles are content-addressed and only known after a build; diff
             // does not build, so the deployed key stands (code changes show once
             // `barkctl deploy` has built them).
-            Some(ParamSource::CodeKey { .. }) | Some(ParamSource::AssetsBucket) => {
-                deployed_value(name)
+            Some(ParamSource::CodeKey { .. }) => deployed_value(name),
+            Some(ParamSource::AssetsBucket) => {
+                bucket.map(str::to_string).or_else(|| deployed_value(name))
             }
             None => decl
                 .get("Default")
@@ -118,12 +121,13 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            tags: BTreeMap::new(),
         }
     }
 
     #[test]
     fn a_new_stack_with_a_new_upstream_is_known_after_deploy() {
-        let v = new_values(&rendered(), None, |_| None);
+        let v = new_values(&rendered(), None, None, |_| None);
         assert_eq!(v["NetworkVpcId"], NewValue::KnownAfterDeploy);
         assert_eq!(v["ConnectCodeKey"], NewValue::KnownAfterDeploy);
         assert_eq!(v["Subnets"], NewValue::Known("a,b".into()));
@@ -140,11 +144,11 @@ mod tests {
             &[],
         );
         let net = deployed(&[], &[("VpcId", "vpc-new")]);
-        let v = new_values(&rendered(), Some(&own), |s| {
+        let v = new_values(&rendered(), Some(&own), Some("toolkit-bucket"), |s| {
             (s == "network").then_some(&net)
         });
         assert_eq!(v["NetworkVpcId"], NewValue::Known("vpc-new".into()));
         assert_eq!(v["ConnectCodeKey"], NewValue::Known("k1".into()));
-        assert_eq!(v["AssetsBucket"], NewValue::Known("b".into()));
+        assert_eq!(v["AssetsBucket"], NewValue::Known("toolkit-bucket".into()));
     }
 }

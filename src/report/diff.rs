@@ -83,6 +83,7 @@ pub fn summary(term: &Term, d: &StackDiff) -> String {
     extra.extend(count(d.parameters.len(), "parameter"));
     extra.extend(count(d.outputs.len(), "output"));
     extra.extend(count(d.conditions.len(), "condition"));
+    extra.extend(count(d.tags.len(), "tag"));
     let sec = &d.security;
     extra.extend(count(
         sec.iam_added.len() + sec.iam_removed.len() + sec.sg_added.len() + sec.sg_removed.len(),
@@ -143,6 +144,19 @@ fn stack_lines(term: &Term, d: &StackDiff, context: usize) -> Vec<String> {
     }
     entries(term, "Outputs", &d.outputs, context, &mut out);
     entries(term, "Other sections", &d.other, context, &mut out);
+    if !d.tags.is_empty() {
+        out.push(term.paint(Style::Bold, "Stack tags"));
+        for t in &d.tags {
+            let side = |v: &Option<String>| v.clone().unwrap_or_else(|| "(absent)".into());
+            out.push(format!(
+                "  {} {}: {} -> {}",
+                marker(term, t.change),
+                t.key,
+                side(&t.old),
+                side(&t.new)
+            ));
+        }
+    }
     security(term, d, &mut out);
     out.push(String::new());
     out
@@ -451,10 +465,12 @@ mod tests {
             Some(Old {
                 template: &old,
                 parameters: &none,
+                tags: &BTreeMap::new(),
             }),
             New {
                 template: &new,
                 parameters: &values,
+                tags: &BTreeMap::new(),
             },
         );
         let text = stack_lines(&plain(), &d, 3).join("\n");
