@@ -462,6 +462,22 @@ fn realtime_api_table_and_functions_follow_the_contract() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(policies.contains("${WebSocketApi}/*/POST/@connections/*"));
+    // $connect stores its own item and reads secrets: nothing else.
+    let connect_access = &t["Resources"]["ConnectRole"]["Properties"]["Policies"][1];
+    assert_eq!(connect_access["PolicyName"], "access");
+    let actions: Vec<String> = connect_access["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .map(|st| st["Action"].to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            r#""dynamodb:PutItem""#,
+            r#""secretsmanager:GetSecretValue""#
+        ]
+    );
     for role in resources_of(&t, "AWS::IAM::Role") {
         for policy in role.1["Properties"]["Policies"]
             .as_array()
@@ -612,6 +628,17 @@ fn experience_stream_mapping_bisects_and_reports_item_failures() {
         "RealtimeManagementEndpoint"
     );
     assert_eq!(env["METRICS_CHANNEL"], "metrics");
+    // The connections table and API belong to the realtime stack: their ARNs are
+    // built from the names it hands over, and scoped to them.
+    let role = t["Resources"]["StreamProcessorRole"]["Properties"]["Policies"].to_string();
+    assert!(
+        role.contains("table/${RealtimeConnectionsTableName}"),
+        "{role}"
+    );
+    assert!(
+        role.contains("${RealtimeWebSocketApiId}/*/POST/@connections/*"),
+        "{role}"
+    );
     let f = &t["Resources"]["StreamProcessorFunction"]["Properties"];
     assert_eq!(
         (f["MemorySize"].as_u64(), f["Timeout"].as_u64()),
