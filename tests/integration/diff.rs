@@ -423,3 +423,22 @@ fn diff_of_the_hello_example_is_exact_and_read_only() {
         },
     );
 }
+#[test]
+fn diff_of_barkbase_is_exact_and_read_only() {
+    run_scenario(
+        harness::copy_barkbase(),
+        Scenario {
+            app: "barkbase",
+            deploy_with_barkctl: false,
+            stacks: &["network", "database", "realtime", "jobs", "experience"],
+            changed: "realtime",
+            edit: ("\nparams:\n", "\nparams:\n  log_retention_days: 14\n"),
+            resource_type: "AWS::Logs::LogGroup",
+            resources: 4,
+            path: "Properties.RetentionInDays",
+            old: serde_json::json!(7),
+            new: serde_json::json!(14),
+            stateful: true,
+        },
+    );
+}
