@@ -683,3 +683,44 @@ fn every_function_is_a_traced_al2023_bootstrap_with_its_own_log_group_first() {
     }
     assert_eq!(count, 9, "one function per contract entry");
 }
+
+/// Cost reports and clean-up scripts find resources by the barkctl tags: every
+/// resource type that takes tags gets them.
+#[test]
+fn every_taggable_resource_carries_the_stage_tags() {
+    let untaggable = [
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::Route",
+        "AWS::EC2::SubnetRouteTableAssociation",
+        "AWS::SecretsManager::SecretTargetAttachment",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::EventInvokeConfig",
+        "AWS::ApiGatewayV2::Integration",
+        "AWS::ApiGatewayV2::Route",
+    ];
+    let (_tmp, s) = synth_barkbase("prod");
+    for stack in STACKS {
+        let t = s.template(stack);
+        for (id, r) in t["Resources"].as_object().expect("Resources") {
+            let ty = r["Type"].as_str().unwrap_or_default();
+            if untaggable.contains(&ty) {
+                continue;
+            }
+            let tags = &r["Properties"]["Tags"];
+            // Lists of {Key, Value} for most types; a plain map for API Gateway v2.
+            let stage = match tags {
+                Value::Array(list) => list
+                    .iter()
+                    .find(|t| t["Key"] == "barkctl:stage")
+                    .map(|t| t["Value"].clone()),
+                Value::Object(map) => map.get("barkctl:stage").cloned(),
+                _ => None,
+            };
+            assert_eq!(
+                stage,
+                Some(Value::from("prod")),
+                "{stack}.{id} ({ty}) lacks the barkctl:stage tag"
+            );
+        }
+    }
+}
