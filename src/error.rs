@@ -64,6 +64,7 @@ impl Error {
         match self {
             Error::Project(e) => e.hint(),
             Error::Deploy(e) => e.hint(),
+            Error::Local(e) => e.hint(),
             Error::Bundle(e) => e.hint(),
             Error::NotAvailable { .. } => Some(
                 "this command is part of barkctl's surface; its body lands in a later release"

@@ -24,6 +24,7 @@ import random
 import re
 import string
 import sys
+import uuid
 
 from moto.apigatewayv2.models import apigatewayv2_backends
 from moto.awslambda.models import lambda_backends
@@ -407,12 +408,18 @@ class BarkctlSecretsManagerSecret(_Resource, CloudFormationModel):
         # In place: the ARN stays, a generated password is not regenerated
         # (AWS keeps it too unless GenerateSecretString itself changes).
         p = _props(cloudformation_json)
-        _secrets(account_id, region_name).update_secret(
-            secret_id=original_resource.physical_resource_id,
-            secret_string=p.get("SecretString"),
-            description=p.get("Description"),
-            kms_key_id=p.get("KmsKeyId"),
-        )
+        backend = _secrets(account_id, region_name)
+        arn = original_resource.physical_resource_id
+        secret = backend.secrets[arn]
+        secret.description = p.get("Description")
+        if p.get("KmsKeyId"):
+            secret.kms_key_id = p["KmsKeyId"]
+        current = backend.get_secret_value(arn, None, "AWSCURRENT").get("SecretString")
+        if p.get("SecretString") is not None and p["SecretString"] != current:
+            # The backend wants a fresh version token, as the API layer would pass.
+            backend.put_secret_value(
+                arn, p["SecretString"], None, str(uuid.uuid4()), ["AWSCURRENT"]
+            )
         return original_resource
 
     def delete(self, account_id, region_name):

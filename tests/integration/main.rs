@@ -4,5 +4,6 @@
 mod build;
 mod diff;
 mod harness;
+mod local;
 mod project_errors;
 mod synth_lint;
