@@ -310,3 +310,36 @@ fn wait_ready(
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// scripts/test.sh and CI install `.ci/requirements.txt` into the same venv
+    /// barkctl reuses: a different moto pin there would make barkctl reinstall
+    /// moto on every `local up` (and test.sh reinstall it back).
+    #[test]
+    fn moto_pin_matches_ci_requirements() {
+        let requirements = include_str!("../../.ci/requirements.txt");
+        let pin = format!("moto[server]=={MOTO_VERSION}");
+        assert!(
+            requirements.lines().any(|l| l.trim() == pin),
+            "`.ci/requirements.txt` does not pin `{pin}`"
+        );
+    }
+
+    #[test]
+    fn local_port_comes_from_the_environment_variable() {
+        // One test owns the variable: the process environment is shared by the
+        // unit tests running in parallel, and no other test reads it.
+        std::env::set_var(ENV_LOCAL_PORT, "4599");
+        assert_eq!(default_endpoint().ok(), Some(Endpoint::loopback(4599)));
+        std::env::set_var(ENV_LOCAL_PORT, "http://x");
+        assert!(matches!(default_endpoint(), Err(Error::BadPort { .. })));
+        std::env::remove_var(ENV_LOCAL_PORT);
+        assert_eq!(
+            default_endpoint().ok(),
+            Some(Endpoint::loopback(DEFAULT_PORT))
+        );
+    }
+}
