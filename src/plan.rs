@@ -226,6 +226,14 @@ pub fn decide(desired: &Desired, deployed: &Deployed, local: bool) -> Action {
                 ", skipping resources that cannot roll back with `--resources-to-skip`"
             ),
         },
+        // The emulator never finishes what it failed: an update stuck in progress
+        // is applied again (the stack and its data stay), a stuck create is
+        // recreated (it never worked).
+        StackState::InProgress(s) if local && s.starts_with("UPDATE_") => {
+            let mut what = differences(desired, deployed);
+            what.push(format!("left in {s} by a failed update"));
+            Action::Update { what }
+        }
         StackState::InProgress(s) if local => Action::Recreate { status: s.clone() },
         StackState::InProgress(s) => Action::Wait { status: s.clone() },
         StackState::Failed(s) if s == "DELETE_FAILED" || s == "CREATE_FAILED" => {
@@ -575,6 +583,14 @@ mod tests {
             decide(&d, &dep, true),
             Action::Recreate {
                 status: "CREATE_IN_PROGRESS".into()
+            }
+        );
+        // A failed update on the emulator is retried in place, keeping the stack.
+        let stuck = deployed_as(&d, "UPDATE_IN_PROGRESS");
+        assert_eq!(
+            decide(&d, &stuck, true),
+            Action::Update {
+                what: vec!["left in UPDATE_IN_PROGRESS by a failed update".into()]
             }
         );
     }

@@ -1,5 +1,4 @@
-//! One bundle on disk: the binary's sha256 (cached by size and mtime), a check
-//! that the binary is an ELF of the architecture the template declares, and a
+//! One bundle on disk: the binary's sha256 (cached by size and mtime) and a
 //! reproducible `bootstrap.zip` written atomically.
 //!
 //! Files in `target/lambda/<crate>/`:
@@ -41,7 +40,7 @@ pub(crate) fn ensure_bundle(
     arch: Architecture,
     crate_name: &str,
 ) -> Result<Packed, Error> {
-    check_elf(binary, arch, crate_name)?;
+    super::elf::check_machine(binary, arch, crate_name)?;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let (sha256, stamp) = binary_hash(binary, dir)?;
     let zip = dir.join(ZIP_NAME);
@@ -108,33 +107,6 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String, Error> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Lambda runs what the template's `Architectures` says; a binary for another
-/// machine fails only at invoke time, so refuse it here (a `build.target` in
-/// `.cargo/config.toml` can redirect a build without `--target`).
-fn check_elf(binary: &Path, arch: Architecture, crate_name: &str) -> Result<(), Error> {
-    let mut head = Vec::with_capacity(20);
-    File::open(binary)
-        .and_then(|f| f.take(20).read_to_end(&mut head))
-        .map_err(|e| io_err(binary, e))?;
-    let found = if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        "not an ELF executable".to_string()
-    } else {
-        match u16::from_le_bytes([head[18], head[19]]) {
-            0x3e if arch == Architecture::X86_64 => return Ok(()),
-            0xb7 if arch == Architecture::Arm64 => return Ok(()),
-            0x3e => "an x86_64 ELF".to_string(),
-            0xb7 => "an arm64 ELF".to_string(),
-            other => format!("an ELF for machine {other:#x}"),
-        }
-    };
-    Err(Error::WrongBinary {
-        crate_name: crate_name.to_string(),
-        binary: binary.to_path_buf(),
-        expected: arch.as_str(),
-        found,
-    })
 }
 
 /// The zip bytes for `binary`: identical input gives identical output (fixed

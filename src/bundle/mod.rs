@@ -7,6 +7,7 @@
 
 mod archive;
 mod cargo;
+mod elf;
 mod select;
 
 use std::collections::BTreeMap;
@@ -14,13 +15,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+pub use elf::AL2023_GLIBC;
 pub use select::{all_functions, functions_of, select, FunctionRef};
 
 use crate::project::{ArchChoice, Architecture, Project};
 use crate::toolchain;
 
 /// A built, zipped Lambda binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Bundle {
     pub crate_name: String,
     /// The executable cargo built (`target/release/realtime-connect`).
@@ -35,12 +37,21 @@ pub struct Bundle {
     pub rezipped: bool,
     /// The functions shipping this bundle, as `stack.function`.
     pub functions: Vec<String>,
+    /// The newest glibc symbol version the binary needs (`None`: static, or no
+    /// versioned glibc symbols).
+    pub glibc: Option<(u32, u32)>,
 }
 
 impl Bundle {
     /// The S3 key of this bundle in the asset bucket: `{app}/{sha256}.zip`.
     pub fn s3_key(&self, app: &str) -> String {
         format!("{app}/{}.zip", self.sha256)
+    }
+
+    /// False when the binary needs a newer glibc than `provided.al2023` has: it
+    /// would fail to start on Lambda ("version `GLIBC_2.xx' not found").
+    pub fn runs_on_al2023(&self) -> bool {
+        self.glibc.is_none_or(|v| v <= AL2023_GLIBC)
     }
 }
 
@@ -242,21 +253,8 @@ fn pack_all(
                 let Some((crate_name, binary, arch)) = binaries.get(i) else {
                     break;
                 };
-                let result =
-                    archive::ensure_bundle(binary, &lambda_dir.join(crate_name), *arch, crate_name)
-                        .map(|packed| Bundle {
-                            crate_name: crate_name.clone(),
-                            binary: binary.clone(),
-                            zip: packed.zip,
-                            sha256: packed.sha256,
-                            zip_bytes: packed.zip_bytes,
-                            architecture: *arch,
-                            rezipped: packed.rezipped,
-                            functions: crates
-                                .get(crate_name)
-                                .map(|(_, users)| users.iter().map(|f| f.label()).collect())
-                                .unwrap_or_default(),
-                        });
+                let users = crates.get(crate_name).map(|(_, u)| u.as_slice());
+                let result = pack_one(crate_name, binary, *arch, lambda_dir, users);
                 if let Ok(b) = &result {
                     reporter.bundle_ready(b);
                 }
@@ -273,6 +271,31 @@ fn pack_all(
         out.insert(b.crate_name.clone(), b);
     }
     Ok(out)
+}
+
+fn pack_one(
+    crate_name: &str,
+    binary: &std::path::Path,
+    arch: Architecture,
+    lambda_dir: &std::path::Path,
+    users: Option<&[&FunctionRef]>,
+) -> Result<Bundle, Error> {
+    let packed = archive::ensure_bundle(binary, &lambda_dir.join(crate_name), arch, crate_name)?;
+    Ok(Bundle {
+        crate_name: crate_name.to_string(),
+        binary: binary.to_path_buf(),
+        zip: packed.zip,
+        sha256: packed.sha256,
+        zip_bytes: packed.zip_bytes,
+        architecture: arch,
+        rezipped: packed.rezipped,
+        functions: users
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.label())
+            .collect(),
+        glibc: elf::glibc_needed(binary)?,
+    })
 }
 
 /// How many compile units a build had, so the next identical build can show a
@@ -292,6 +315,69 @@ mod units {
         // Only a progress hint: failing to store it changes nothing else.
         let _ = std::fs::create_dir_all(lambda_dir);
         let _ = std::fs::write(lambda_dir.join(FILE), format!("{key}\t{count}\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn function(stack: &str, key: &str, krate: &str, arch: ArchChoice) -> FunctionRef {
+        FunctionRef {
+            stack: stack.into(),
+            key: key.into(),
+            crate_name: krate.into(),
+            stack_file: PathBuf::from(format!("stacks/{stack}.yaml")),
+            architecture: arch,
+        }
+    }
+
+    #[test]
+    fn a_crate_shared_by_two_functions_is_built_once_for_the_auto_architecture() {
+        let fs = [
+            function("a", "one", "shared", ArchChoice::Auto),
+            function("b", "two", "shared", ArchChoice::Fixed(Architecture::Arm64)),
+            function("b", "three", "other", ArchChoice::Auto),
+        ];
+        let crates = crates_by_architecture(&fs, Architecture::Arm64).expect("no conflict");
+        assert_eq!(crates.len(), 2);
+        assert_eq!(crates["shared"].0, Architecture::Arm64);
+        assert_eq!(crates["shared"].1.len(), 2);
+    }
+
+    #[test]
+    fn one_crate_cannot_ship_as_x86_64_and_arm64() {
+        let fs = [
+            function("a", "one", "shared", ArchChoice::Auto),
+            function("b", "two", "shared", ArchChoice::Fixed(Architecture::Arm64)),
+        ];
+        let err = crates_by_architecture(&fs, Architecture::X86_64).expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "crate `shared` is built for x86_64 by `a.one` and for arm64 by `b.two`; one binary cannot be both"
+        );
+    }
+
+    #[test]
+    fn the_s3_key_is_the_binary_hash_under_the_app() {
+        let b = Bundle {
+            crate_name: "c".into(),
+            binary: PathBuf::from("target/release/c"),
+            zip: PathBuf::from("target/lambda/c/bootstrap.zip"),
+            sha256: "ab".repeat(32),
+            zip_bytes: 1,
+            architecture: Architecture::X86_64,
+            rezipped: false,
+            functions: vec!["s.c".into()],
+            glibc: Some((2, 34)),
+        };
+        assert_eq!(
+            b.s3_key("barkbase"),
+            format!("barkbase/{}.zip", "ab".repeat(32))
+        );
     }
 }
 

@@ -177,6 +177,16 @@ pub fn print_table(
             term.info(line);
         }
     }
+    for b in bundles.values().filter(|b| !b.runs_on_al2023()) {
+        if let Some((major, minor)) = b.glibc {
+            let (al_major, al_minor) = crate::bundle::AL2023_GLIBC;
+            term.info(&format!(
+                "{} `{}` needs GLIBC_{major}.{minor}, newer than the {al_major}.{al_minor} of Lambda's provided.al2023: it will not start there; build on an older glibc, or with cargo-zigbuild",
+                term.paint(Style::Yellow, "warning:"),
+                b.crate_name
+            ));
+        }
+    }
     let rebuilt = bundles.values().filter(|b| b.rezipped).count();
     term.info(&term.paint(
         Style::Dim,

@@ -2,6 +2,7 @@
 //! projects in temp dirs and pins its stdout, stderr and exit code.
 
 mod build;
+mod deploy;
 mod diff;
 mod harness;
 mod local;
