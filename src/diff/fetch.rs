@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::config::http::HttpResponse;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
     Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter,
     Replacement as CfnReplacement, RequiresRecreation, TemplateStage,
@@ -139,7 +140,7 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
         {
             return Ok(None)
         }
-        Err(e) => return Err(aws_err("describe stack", &aws::describe_error(&e))),
+        Err(e) => return Err(aws_err("describe stack", &describe(&e))),
     };
     let Some(stack) = described.stacks().first() else {
         return Ok(None);
@@ -190,7 +191,7 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
         .template_stage(TemplateStage::Original)
         .send()
         .await
-        .map_err(|e| aws_err("get the template of", &aws::describe_error(&e)))?;
+        .map_err(|e| aws_err("get the template of", &describe(&e)))?;
     let body = got.template_body().unwrap_or_default();
     let template = crate::render::cfn_yaml::parse(body).map_err(|e| Error::DeployedTemplate {
         stack: name.to_string(),
@@ -206,6 +207,41 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
         outputs,
         tags,
     }))
+}
+
+/// `Code: message` of a failed call, with two cases made readable: an endpoint
+/// that does not answer (an emulator that is not running) and a response
+/// without an AWS error code (emulators answer some calls with a bare HTTP error).
+fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match e {
+        SdkError::DispatchFailure(d) => {
+            let why = if d.is_io() {
+                "connection failed"
+            } else if d.is_timeout() {
+                "timed out"
+            } else {
+                "request not sent"
+            };
+            format!("cannot reach the endpoint ({why}); for a local stage, start the emulator with `barkctl local up`")
+        }
+        SdkError::ServiceError(se) if se.err().code().is_none() => {
+            let raw = se.raw();
+            let body: String = raw
+                .body()
+                .bytes()
+                .map(|b| String::from_utf8_lossy(b).chars().take(200).collect())
+                .unwrap_or_default();
+            format!(
+                "HTTP {} without an AWS error code: {}",
+                raw.status().as_u16(),
+                body.trim()
+            )
+        }
+        _ => aws::describe_error(e),
+    }
 }
 
 /// One resource change as a change set reports it.
@@ -330,7 +366,7 @@ async fn change_set(
         return Err(Error::Aws {
             stack: stack.to_string(),
             operation: "create a change set for",
-            message: aws::describe_error(&e),
+            message: describe(&e),
         });
     }
     let read = read_change_set(client, stack, &name).await;
@@ -345,7 +381,7 @@ async fn change_set(
         return Err(Error::ChangeSet {
             stack: stack.to_string(),
             change_set: name,
-            problem: format!("was not deleted: {}", aws::describe_error(&e)),
+            problem: format!("was not deleted: {}", describe(&e)),
         });
     }
     read
@@ -372,7 +408,7 @@ async fn read_change_set(client: &Client, stack: &str, name: &str) -> Result<Rev
             .map_err(|e| Error::Aws {
                 stack: stack.to_string(),
                 operation: "describe a change set of",
-                message: aws::describe_error(&e),
+                message: describe(&e),
             })?;
         match out.status() {
             Some(ChangeSetStatus::CreatePending) | Some(ChangeSetStatus::CreateInProgress) => {
@@ -492,4 +528,86 @@ fn apply(diff: &mut StackDiff, changes: &[CsChange]) -> bool {
         r.scope = c.scope.clone();
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::compare::{compare, New, Old};
+    use serde_json::json;
+
+    fn diff() -> StackDiff {
+        let old = json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": 512}}}});
+        let new = json!({"Resources": {"Fn": {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": 1024}}}});
+        let none = BTreeMap::new();
+        compare(
+            "app-dev-s",
+            "s",
+            Some(Old {
+                template: &old,
+                parameters: &none,
+                tags: &none,
+            }),
+            New {
+                template: &new,
+                parameters: &BTreeMap::new(),
+                tags: &none,
+            },
+        )
+    }
+
+    fn change(id: &str, ty: &str, replacement: Option<CfnReplacement>) -> CsChange {
+        CsChange {
+            action: Some(ChangeAction::Modify),
+            logical_id: id.into(),
+            resource_type: ty.into(),
+            replacement,
+            scope: vec!["Properties".into()],
+            details: vec![(
+                "Properties.TableName".into(),
+                Some(RequiresRecreation::Always),
+            )],
+        }
+    }
+
+    #[test]
+    fn a_change_sets_replacement_wins_over_the_schema() {
+        let mut d = diff();
+        assert_eq!(d.resources[0].impact, Impact::InPlace);
+        let used = apply(
+            &mut d,
+            &[
+                change("Fn", "AWS::Lambda::Function", Some(CfnReplacement::True)),
+                change(
+                    "Table",
+                    "AWS::DynamoDB::Table",
+                    Some(CfnReplacement::Conditional),
+                ),
+            ],
+        );
+        assert!(used);
+        assert_eq!(
+            (d.resources[0].impact, d.resources[0].classified_by),
+            (Impact::Replace, Method::ChangeSet)
+        );
+        let t = &d.resources[1];
+        assert_eq!(
+            (t.logical_id.as_str(), t.impact, t.stateful),
+            ("Table", Impact::MayReplace, true)
+        );
+        assert_eq!(t.properties[0].replacement, Replacement::Always);
+    }
+
+    #[test]
+    fn a_change_set_without_replacement_data_is_not_used() {
+        let mut d = diff();
+        assert!(!apply(
+            &mut d,
+            &[change("Fn", "AWS::Lambda::Function", None)]
+        ));
+        assert_eq!(
+            (d.resources[0].impact, d.resources[0].classified_by),
+            (Impact::InPlace, Method::Template)
+        );
+    }
 }

@@ -227,11 +227,14 @@ fn resource(
         };
         line.push_str(&format!("  {}", term.paint(impact_style, &label)));
     }
-    if r.stateful && r.is_dangerous() {
-        line.push_str(&format!(
-            "  {}",
-            term.paint(Style::Red, "!! stateful: its data goes with it")
-        ));
+    if r.is_dangerous() {
+        let retained = r.note.as_deref().is_some_and(|n| n.contains("Retain"));
+        let warning = match (r.impact, retained) {
+            (Impact::Destroy, true) => "stateful: kept in the account, no longer managed",
+            (_, true) => "!! stateful: the replacement starts empty (the old one is kept)",
+            _ => "!! stateful: its data goes with it",
+        };
+        line.push_str(&format!("  {}", term.paint(Style::Red, warning)));
     } else if r.stateful {
         line.push_str(&format!("  {}", term.paint(Style::Dim, "(stateful)")));
     }
@@ -352,9 +355,9 @@ fn security(term: &Term, d: &StackDiff, out: &mut Vec<String>) {
                 sign.to_string(),
                 x.resource.clone(),
                 x.effect.clone(),
-                x.actions.join(", "),
-                x.resources.join(", "),
-                x.principals.join(", "),
+                x.actions.join("\n"),
+                x.resources.join("\n"),
+                x.principals.join("\n"),
                 x.condition.clone().unwrap_or_default(),
             ]
         };
@@ -394,32 +397,49 @@ fn row(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| c.to_string()).collect()
 }
 
-/// Columns padded to their widest cell; the first row is the header. Colour is
-/// applied after padding so escape codes do not count as width.
+/// Columns padded to their widest line; the first row is the header. A cell may
+/// hold several lines (one action or resource each): the row grows downwards.
+/// Colour is applied after padding so escape codes do not count as width.
 fn table(term: &Term, rows: &[Vec<String>], out: &mut Vec<String>) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
         .map(|i| {
             rows.iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .filter_map(|r| r.get(i))
+                .flat_map(|c| c.lines().map(|l| l.chars().count()))
                 .max()
                 .unwrap_or(0)
         })
         .collect();
     for (n, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        let line = format!("    {}", cells.join(" │ ").trim_end());
         let style = match r.first().map(String::as_str) {
             _ if n == 0 => Style::Bold,
             Some("+") => Style::Green,
             Some("-") => Style::Red,
             _ => Style::Dim,
         };
-        out.push(term.paint(style, &line));
+        let height = r
+            .iter()
+            .map(|c| c.lines().count())
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        for k in 0..height {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    // The sign repeats so that each line says what it is.
+                    let text = if i == 0 {
+                        c.as_str()
+                    } else {
+                        c.lines().nth(k).unwrap_or("")
+                    };
+                    format!("{text:<w$}", w = widths[i])
+                })
+                .collect();
+            out.push(term.paint(style, &format!("    {}", cells.join(" │ ").trim_end())));
+        }
         if n == 0 {
             let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
             out.push(format!("    {}", rule.join("─┼─")));
