@@ -542,6 +542,7 @@ class BarkctlCloudWatchAlarm(_Resource, CloudFormationModel):
             treat_missing_data=p.get("TreatMissingData"),
             evaluate_low_sample_count_percentile=p.get("EvaluateLowSampleCountPercentile"),
             threshold_metric_id=p.get("ThresholdMetricId"),
+            tags=p.get("Tags"),
         )
         return cls(account_id, region_name, alarm.name, {"Arn": alarm.alarm_arn})
 

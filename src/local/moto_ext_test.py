@@ -157,5 +157,51 @@ class Updates(unittest.TestCase):
         self.assertEqual(described["Description"], "two")
 
 
+@mock_aws
+class Tags(unittest.TestCase):
+    def test_alarm_api_and_secret_tags_reach_their_services(self):
+        tags = [{"Key": "barkctl:stage", "Value": "local"}]
+        template = {
+            "Resources": {
+                "Alarm": {
+                    "Type": "AWS::CloudWatch::Alarm",
+                    "Properties": {
+                        "AlarmName": "errors",
+                        "Namespace": "AWS/Lambda",
+                        "MetricName": "Errors",
+                        "Statistic": "Sum",
+                        "Period": "300",
+                        "EvaluationPeriods": "1",
+                        "Threshold": "1",
+                        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                        "Tags": tags,
+                    },
+                },
+                "Api": {
+                    "Type": "AWS::ApiGatewayV2::Api",
+                    "Properties": {
+                        "Name": "ws",
+                        "ProtocolType": "WEBSOCKET",
+                        "Tags": {"barkctl:stage": "local"},
+                    },
+                },
+                "DbSecret": dict(SECRET, Properties=dict(SECRET["Properties"], Tags=tags)),
+            },
+            "Outputs": {"AlarmArn": {"Value": {"Fn::GetAtt": ["Alarm", "Arn"]}}},
+        }
+        cfn = boto3.client("cloudformation")
+        cfn.create_stack(StackName="t", TemplateBody=json.dumps(template))
+        arn = outputs(cfn, "t")["AlarmArn"]
+        cw = boto3.client("cloudwatch")
+        self.assertEqual(cw.list_tags_for_resource(ResourceARN=arn)["Tags"], tags)
+        # String-typed numbers (as parameters give them) are converted.
+        alarm = cw.describe_alarms(AlarmNames=["errors"])["MetricAlarms"][0]
+        self.assertEqual((alarm["Period"], alarm["Threshold"]), (300, 1.0))
+        api = boto3.client("apigatewayv2").get_apis()["Items"][0]
+        self.assertEqual(api["Tags"], {"barkctl:stage": "local"})
+        secret = boto3.client("secretsmanager").describe_secret(SecretId="app/local/postgres/credentials")
+        self.assertEqual(secret["Tags"], tags)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
