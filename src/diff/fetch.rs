@@ -46,7 +46,9 @@ pub struct Request<'a> {
 /// Compare every rendered stack with what is deployed.
 pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
     let sdk = aws::sdk_config(req.target).await;
-    let client = Client::new(&sdk);
+    // With `BARKCTL_CALL_LOG` set, every call is logged: tests check diff's
+    // read-only promise with it.
+    let client = aws::cloudformation(&sdk);
 
     // Each selected stack and every stack it takes outputs from, read at once.
     let mut names: Vec<String> = Vec::new();

@@ -60,10 +60,36 @@ impl Local {
         }
     }
 
+    /// `barkctl diff --stage local …`, with every AWS call it makes appended to
+    /// `calls.log` in the project (`BARKCTL_CALL_LOG`).
     fn diff(&self, extra: &[&str]) -> Run {
-        let mut args = vec!["diff", "--stage", "local"];
-        args.extend_from_slice(extra);
-        self.run(&args)
+        let out = harness::barkctl(&self.dir)
+            .args([
+                "diff",
+                "--stage",
+                "local",
+                "--endpoint-url",
+                &self.endpoint(),
+            ])
+            .args(extra)
+            .env("BARKCTL_CALL_LOG", self.dir.join("calls.log"))
+            .output()
+            .expect("barkctl runs");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The operations every diff so far made that are not reads, in order.
+    fn diff_writes(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !barkctl::aws::is_read_only(l))
+            .map(str::to_string)
+            .collect()
     }
 
     async fn client(&self) -> aws_sdk_cloudformation::Client {
@@ -361,6 +387,28 @@ fn run_scenario(project: (tempfile::TempDir, PathBuf), sc: Scenario) {
     );
 
     // The same as one JSON document, change sets tried (moto's lack Replacement).
+    // The text runs use `auto`: on moto that makes one change set per changed
+    // stack (to learn it has no Replacement data), and deletes it again.
+    let cs_pairs = |n: usize| {
+        [
+            "CloudFormation.CreateChangeSet",
+            "CloudFormation.DeleteChangeSet",
+        ]
+        .repeat(n)
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(local.diff_writes(), cs_pairs(1));
+
+    let r = local.diff(&["--method", "template"]);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert_eq!(
+        local.diff_writes(),
+        cs_pairs(1),
+        "the template method only reads"
+    );
+
     let r = local.diff(&["--json", "--fail", "--method", "change-set"]);
     assert_eq!(r.code, 1, "{r:#?}");
     let doc: Value = serde_json::from_str(&r.stdout).expect("--json prints one JSON document");
@@ -395,6 +443,8 @@ fn run_scenario(project: (tempfile::TempDir, PathBuf), sc: Scenario) {
         let notes = s["notes"].to_string();
         assert!(notes.contains("no `Replacement` data"), "{notes}");
     }
+
+    assert_eq!(local.diff_writes(), cs_pairs(2));
 
     // Read-only: the stacks, their templates and change-set lists are as before.
     let after = rt.block_on(snapshot(&local, &sc));
