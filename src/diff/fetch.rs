@@ -113,6 +113,11 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
                     "the stack is {}: compared with the template it is moving to",
                     d.status
                 ));
+            } else if d.status.ends_with("_FAILED") {
+                diff.notes.push(format!(
+                    "the stack is {}: a deploy must repair it first",
+                    d.status
+                ));
             }
         }
         if let (Some(d), true) = (own, diff.status == StackStatus::Changed) {
@@ -302,7 +307,7 @@ async fn review(
         Ok(Review::Unavailable(why)) => {
             diff.notes.push(format!("no change set: {why}; {fallback}"))
         }
-        Err(e @ Error::ChangeSet { .. }) if e.to_string().contains("not deleted") => return Err(e),
+        Err(e @ Error::ChangeSetLeft { .. }) => return Err(e),
         Err(e) if method == DiffMethod::Auto => {
             diff.notes.push(format!("no change set ({e}); {fallback}"))
         }
@@ -380,10 +385,10 @@ async fn change_set(
         .send()
         .await
     {
-        return Err(Error::ChangeSet {
+        return Err(Error::ChangeSetLeft {
             stack: stack.to_string(),
             change_set: name,
-            problem: format!("was not deleted: {}", describe(&e)),
+            message: describe(&e),
         });
     }
     read

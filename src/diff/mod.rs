@@ -35,6 +35,14 @@ pub enum Error {
     /// The deployed template is not CloudFormation JSON or YAML barkctl can read.
     #[error("the deployed template of `{stack}` cannot be read: {message}")]
     DeployedTemplate { stack: String, message: String },
+    /// A change set diff created could not be deleted: the one way diff could
+    /// leave a trace, so it is never downgraded to a note.
+    #[error("change set `{change_set}` of `{stack}` was not deleted: {message}")]
+    ChangeSetLeft {
+        stack: String,
+        change_set: String,
+        message: String,
+    },
     /// A change set did not settle, or failed for a reason other than "no changes".
     #[error("change set `{change_set}` of `{stack}` {problem}")]
     ChangeSet {
@@ -48,9 +56,10 @@ impl Error {
     /// The process exit code for this error (see README "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Aws { .. } | Error::DeployedTemplate { .. } | Error::ChangeSet { .. } => {
-                exit::DEPLOY_FAILED
-            }
+            Error::Aws { .. }
+            | Error::DeployedTemplate { .. }
+            | Error::ChangeSet { .. }
+            | Error::ChangeSetLeft { .. } => exit::DEPLOY_FAILED,
         }
     }
 }
