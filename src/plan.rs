@@ -263,8 +263,11 @@ pub fn differences(desired: &Desired, deployed: &Deployed) -> Vec<String> {
     if deployed.template.as_ref() != Some(&desired.template) {
         what.push("template".to_string());
     }
-    match desired.known_parameters() {
-        Some(p) if p == deployed.parameters => {}
+    match desired
+        .known_parameters()
+        .map(|p| with_defaults(&desired.template, p))
+    {
+        Some(p) if same_parameters(&desired.template, &p, &deployed.parameters) => {}
         Some(_) => what.push("parameters".to_string()),
         // An upstream output is produced later in this run: it may differ.
         None => what.push("parameters (pending upstream outputs)".to_string()),
@@ -273,6 +276,50 @@ pub fn differences(desired: &Desired, deployed: &Deployed) -> Vec<String> {
         what.push("tags".to_string());
     }
     what
+}
+
+/// The parameters a stack gets: the ones passed, plus the template's own
+/// parameters at their `Default` (DescribeStacks lists those too).
+fn with_defaults(
+    template: &Value,
+    mut passed: BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let declared = template.get("Parameters").and_then(Value::as_object);
+    for (name, decl) in declared.into_iter().flatten() {
+        if passed.contains_key(name) {
+            continue;
+        }
+        let value = match decl.get("Default") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(other) => other.to_string(),
+            None => continue,
+        };
+        passed.insert(name.clone(), value);
+    }
+    passed
+}
+
+/// Equal parameters; `NoEcho` ones are masked by DescribeStacks, so only their
+/// presence is compared.
+fn same_parameters(
+    template: &Value,
+    wanted: &BTreeMap<String, String>,
+    deployed: &BTreeMap<String, String>,
+) -> bool {
+    let no_echo = |name: &str| {
+        template
+            .pointer(&format!("/Parameters/{name}/NoEcho"))
+            .is_some_and(|v| v == &Value::Bool(true) || v == "true")
+    };
+    wanted.len() == deployed.len()
+        && wanted
+            .iter()
+            .all(|(k, v)| deployed.get(k).is_some_and(|d| d == v || no_echo(k)))
 }
 
 /// One stack's line in the plan.
@@ -523,6 +570,27 @@ mod tests {
                 what: vec!["parameters".into()]
             }
         );
+    }
+
+    #[test]
+    fn template_defaults_and_no_echo_values_do_not_count_as_changes() {
+        let mut d = desired();
+        d.template = json!({
+            "Parameters": {
+                "Retention": {"Type": "Number", "Default": 7},
+                "Token": {"Type": "String", "NoEcho": true},
+                "NetworkVpcId": {"Type": "String"}
+            },
+            "Resources": {"T": {"Type": "AWS::SQS::Queue"}}
+        });
+        d.parameters
+            .insert("Token".into(), ParamValue::Known("secret".into()));
+        let mut dep = deployed_as(&d, "UPDATE_COMPLETE");
+        dep.parameters.insert("Retention".into(), "7".into());
+        dep.parameters.insert("Token".into(), "****".into());
+        assert!(matches!(decide(&d, &dep, false), Action::Skip { .. }));
+        dep.parameters.insert("Retention".into(), "30".into());
+        assert!(matches!(decide(&d, &dep, false), Action::Update { .. }));
     }
 
     #[test]

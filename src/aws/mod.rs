@@ -89,11 +89,18 @@ fn has_env_credentials() -> bool {
     std::env::var_os("AWS_ACCESS_KEY_ID").is_some()
 }
 
-/// `Code: message` of an SDK error, the way people see it in the console.
-pub fn describe_error<E, R>(err: &aws_sdk_cloudformation::error::SdkError<E, R>) -> String
+/// `Code: message` of an SDK error, the way people see it in the console. An
+/// endpoint that answers with something the SDK cannot read (an HTML error page,
+/// a JSON body on a query-protocol API: moto does both) is described by its HTTP
+/// status and what its body says.
+pub fn describe_error<E>(
+    err: &aws_sdk_cloudformation::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> String
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     use aws_sdk_cloudformation::error::SdkError;
     match err {
@@ -101,15 +108,64 @@ where
             let e = se.err();
             match (e.code(), e.message()) {
                 (Some(c), Some(m)) => format!("{c}: {m}"),
-                (Some(c), None) => c.to_string(),
+                (Some(c), None) if c != "Unknown" => c.to_string(),
                 (None, Some(m)) => m.to_string(),
-                (None, None) => format!("{e}"),
+                _ => body_message(se.raw()),
             }
         }
         SdkError::DispatchFailure(d) => format!("cannot reach the endpoint: {d:?}"),
         SdkError::TimeoutError(_) => "the request timed out".to_string(),
-        SdkError::ResponseError(r) => format!("unreadable response: {r:?}"),
+        SdkError::ResponseError(r) => body_message(r.raw()),
         other => format!("{other}"),
+    }
+}
+
+/// `HTTP 500: <what the body says>`: a JSON `__type`/`message`, else the text of
+/// an HTML page, shortened.
+fn body_message(resp: &aws_smithy_runtime_api::client::orchestrator::HttpResponse) -> String {
+    let status = resp.status().as_u16();
+    let body = resp
+        .body()
+        .bytes()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(&body) {
+        let text = |k: &str| m.get(k).and_then(serde_json::Value::as_str);
+        let code = text("__type").or(text("code")).or(text("Code"));
+        if let Some(msg) = text("message").or(text("Message")) {
+            return match code {
+                Some(c) => format!("{c}: {msg}"),
+                None => format!("HTTP {status}: {msg}"),
+            };
+        }
+    }
+    let mut plain = String::new();
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            c if !in_tag => plain.push(c),
+            _ => {}
+        }
+    }
+    let words: Vec<&str> = plain.split_whitespace().collect();
+    let mut text = words.join(" ");
+    if text.len() > 300 {
+        let mut cut = 300;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("...");
+    }
+    if text.is_empty() {
+        format!("HTTP {status} with an empty body")
+    } else {
+        format!("HTTP {status}: {text}")
     }
 }
 

@@ -141,6 +141,7 @@ pub async fn deploy(
                     note,
                 },
                 Err(e) => {
+                    let e = as_stack_failure(e);
                     let note = Some(short_reason(&e));
                     if first_error.is_none() {
                         first_error = Some(e);
@@ -188,6 +189,29 @@ pub async fn deploy(
         results,
         outputs,
         error: first_error,
+    }
+}
+
+/// A failed AWS call while deploying a stack is that stack's failure: its message
+/// is the root cause, and the run's failure report names what was not started.
+fn as_stack_failure(e: Error) -> Error {
+    match e {
+        Error::Aws {
+            stack: Some(stack_name),
+            operation,
+            message,
+        } => Error::StackFailed {
+            summary: format!("{operation} failed"),
+            causes: vec![super::RootCause {
+                logical_id: stack_name.clone(),
+                resource_type: "AWS::CloudFormation::Stack".into(),
+                status: format!("{operation} failed"),
+                reason: message,
+            }],
+            stack_name,
+            not_started: Vec::new(),
+        },
+        other => other,
     }
 }
 

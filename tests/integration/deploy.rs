@@ -573,8 +573,15 @@ fn five_stacks_deploy_redeploy_change_fail_and_destroy_on_the_emulator() {
     let fixed = env.barkctl(&["deploy", "--stage", "local"], None);
     fixed.assert_ok();
     let got = actions(&fixed);
-    assert_eq!(got["realtime"], "updated", "{}", fixed.stderr);
+    // Updated when the emulator left the failed update half-applied, unchanged
+    // when it refused the change before touching the stack.
+    assert!(
+        ["updated", "unchanged"].contains(&got["realtime"].as_str()),
+        "{}",
+        fixed.stderr
+    );
     assert_eq!(got["experience"], "unchanged", "{}", fixed.stderr);
+    assert_eq!(got["network"], "unchanged", "{}", fixed.stderr);
 
     // 5. Destroy: without a TTY it needs --yes; then dependents go first.
     let refused = env.barkctl(&["destroy", "--stage", "local"], None);
