@@ -104,9 +104,16 @@ impl JwtSettings {
                 (None, Some(arn)) => JwtKeySource::Hs256SecretArn(arn),
                 (None, None) => return Err(ConfigError::Missing("JWT_SECRET_ARN")),
             },
-            "RS256" => JwtKeySource::Rs256PublicKeyPem(
-                get("JWT_PUBLIC_KEY").ok_or(ConfigError::Missing("JWT_PUBLIC_KEY"))?,
-            ),
+            "RS256" => {
+                let pem = get("JWT_PUBLIC_KEY").ok_or(ConfigError::Missing("JWT_PUBLIC_KEY"))?;
+                // A PEM pasted into a one-line parameter often carries `\n` escapes.
+                let pem = if pem.contains('\n') {
+                    pem
+                } else {
+                    pem.replace("\\n", "\n")
+                };
+                JwtKeySource::Rs256PublicKeyPem(pem)
+            }
             _ => {
                 return Err(ConfigError::Invalid {
                     var: "JWT_ALGORITHM",
@@ -187,5 +194,19 @@ mod tests {
             ("JWT_SECRET", "s")
         ]))
         .is_err());
+        let escaped = JwtSettings::from_lookup(lookup(&[
+            ("JWT_ALGORITHM", "RS256"),
+            (
+                "JWT_PUBLIC_KEY",
+                "-----BEGIN PUBLIC KEY-----\\nABC\\n-----END PUBLIC KEY-----",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            escaped.key,
+            JwtKeySource::Rs256PublicKeyPem(
+                "-----BEGIN PUBLIC KEY-----\nABC\n-----END PUBLIC KEY-----".into()
+            )
+        );
     }
 }

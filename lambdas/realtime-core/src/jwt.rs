@@ -54,10 +54,10 @@ pub enum JwtSetupError {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Claims {
     pub sub: String,
-    #[serde(rename = "tenantId", alias = "tenant_id")]
+    #[serde(rename = "tenantId", alias = "tenant_id", alias = "custom:tenantId")]
     pub tenant_id: String,
     /// Tokens without a role get the least privileged one.
-    #[serde(default = "default_role")]
+    #[serde(default = "default_role", alias = "custom:role")]
     pub role: String,
 }
 
