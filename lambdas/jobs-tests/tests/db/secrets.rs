@@ -79,3 +79,61 @@ async fn credentials_from_secrets_manager_reach_the_database_and_are_fetched_onc
         "{error}"
     );
 }
+
+/// Password rotation: the server rejects the cached password, the handle reads
+/// the secret again once and carries on.
+#[tokio::test]
+async fn a_rotated_password_is_picked_up_from_the_secret() {
+    let moto = MotoServer::start();
+    let pg = PgServer::start();
+    let db = pg.create_database().await;
+    let admin = db.connect().await;
+    admin
+        .batch_execute("CREATE ROLE rotating_app LOGIN PASSWORD 'first-password'")
+        .await
+        .expect("create role");
+    let secrets = moto.secrets_client().await;
+    let secret = |password: &str| {
+        json!({"username": "rotating_app", "password": password, "host": db.host, "port": db.port, "dbname": db.dbname})
+            .to_string()
+    };
+    secrets
+        .create_secret()
+        .name("barkbase/test/rotating")
+        .secret_string(secret("first-password"))
+        .send()
+        .await
+        .expect("create secret");
+    let database = database_from(
+        &[
+            ("DB_SECRET_ARN", "barkbase/test/rotating"),
+            ("DB_SSLMODE", "disable"),
+        ],
+        Some(secrets.clone()),
+    );
+    assert_eq!(handler(&database, DEFAULT_TIMEOUT).await["ok"], true);
+
+    // Rotate: new password in the database and in the secret, old sessions gone.
+    admin
+        .batch_execute("ALTER ROLE rotating_app PASSWORD 'second-password'")
+        .await
+        .expect("alter role");
+    secrets
+        .put_secret_value()
+        .secret_id("barkbase/test/rotating")
+        .secret_string(secret("second-password"))
+        .send()
+        .await
+        .expect("put secret value");
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rotating_app'",
+        )
+        .await
+        .expect("terminate sessions");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let answer = handler(&database, DEFAULT_TIMEOUT).await;
+    assert_eq!(answer["database"]["connected"], true, "{answer}");
+    assert_eq!(database.secret_fetches(), 2);
+}
