@@ -40,13 +40,35 @@ pub async fn handler(db: &Database, timeout: Duration) -> Value {
             },
             "timestamp": timestamp,
         }),
-        Err(error) => {
-            tracing::error!(%error, "database health check failed");
-            json!({
-                "ok": false,
-                "database": { "connected": false, "error": error, "latencyMs": latency_ms },
-                "timestamp": timestamp,
-            })
-        }
+        Err(error) => failure(&error, latency_ms),
+    }
+}
+
+/// The answer when the check cannot succeed; also used by `main` when the
+/// settings themselves are invalid, so a misconfigured function still answers.
+pub fn failure(error: &str, latency_ms: u64) -> Value {
+    tracing::error!(%error, "database health check failed");
+    json!({
+        "ok": false,
+        "database": { "connected": false, "error": error, "latencyMs": latency_ms },
+        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_answer_shape() {
+        let answer = failure("no database configured", 0);
+        assert_eq!(answer["ok"], false);
+        assert_eq!(
+            answer["database"],
+            json!({"connected": false, "error": "no database configured", "latencyMs": 0})
+        );
+        assert!(answer["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z')));
     }
 }

@@ -11,12 +11,19 @@ async fn main() -> Result<(), Error> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()
         .init();
-    let db = Database::from_env("barkbase-db-healthcheck").await?;
+    // Invalid settings are reported by every invocation rather than failing the
+    // cold start: the health check's job is to say what is wrong.
+    let db = Database::from_env("barkbase-db-healthcheck")
+        .await
+        .map_err(|e| e.to_string());
     let db = &db;
     lambda_runtime::run(service_fn(move |_event: LambdaEvent<Value>| {
         // Boxed to keep the runtime's future within the compiler's layout depth.
         Box::pin(async move {
-            Ok::<Value, Error>(db_healthcheck::handler(db, db_healthcheck::DEFAULT_TIMEOUT).await)
+            Ok::<Value, Error>(match db {
+                Ok(db) => db_healthcheck::handler(db, db_healthcheck::DEFAULT_TIMEOUT).await,
+                Err(error) => db_healthcheck::failure(error, 0),
+            })
         })
     }))
     .await
