@@ -272,7 +272,16 @@ fn server_user() -> Option<String> {
 fn server_command(program: &Path, run_as: Option<&str>) -> Command {
     match run_as {
         Some(user) => {
-            let mut cmd = Command::new("runuser");
+            // CI's PATH may lack /usr/sbin, where util-linux puts runuser.
+            let runuser = on_path("runuser")
+                .or_else(|| {
+                    ["/usr/sbin/runuser", "/sbin/runuser"]
+                        .into_iter()
+                        .map(PathBuf::from)
+                        .find(|p| p.is_file())
+                })
+                .unwrap_or_else(|| PathBuf::from("runuser"));
+            let mut cmd = Command::new(runuser);
             cmd.args(["-u", user, "--"]).arg(program);
             cmd
         }
