@@ -15,6 +15,8 @@ use crate::Migration;
 /// Fixed key of the session advisory lock ("barkmigr" in ASCII).
 pub const LOCK_KEY: i64 = 0x6261_726b_6d69_6772;
 
+const MIGRATION_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '30s'";
+
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version     bigint PRIMARY KEY,
     name        text        NOT NULL,
@@ -152,6 +154,9 @@ async fn apply_locked(
         let checksum = m.checksum();
         let tx = client.transaction().await?;
         let outcome = async {
+            // DDL waiting for a busy table would queue every application query
+            // behind it; give up instead (a migration may raise it with SET LOCAL).
+            tx.batch_execute(MIGRATION_LOCK_TIMEOUT).await?;
             tx.batch_execute(m.sql).await?;
             tx.execute(
                 "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
