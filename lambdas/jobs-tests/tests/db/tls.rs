@@ -76,3 +76,25 @@ async fn sslmode_require_encrypts_and_verify_full_checks_the_chain() {
     );
     assert!(!encrypted(&plain).await);
 }
+
+/// `require` never falls back to plain TCP (libpq semantics), unlike the
+/// `prefer` a bare `DATABASE_URL` gets.
+#[tokio::test]
+async fn sslmode_require_refuses_a_server_without_tls() {
+    let pg = PgServer::cluster(PgOptions::default());
+    let a = pg.admin();
+    let url = format!(
+        "postgresql://{}:{}@127.0.0.1:{}/postgres",
+        a.user, a.password, a.port
+    );
+    let answer = handler(
+        &database_from(&[("DATABASE_URL", &url), ("DB_SSLMODE", "require")], None),
+        DEFAULT_TIMEOUT,
+    )
+    .await;
+    let error = answer["database"]["error"].as_str().expect("error");
+    assert!(error.contains("server does not support TLS"), "{error}");
+
+    let prefer = database_from(&[("DATABASE_URL", &url)], None);
+    assert!(!encrypted(&prefer).await);
+}
