@@ -295,7 +295,8 @@ fn through_parameters(
     for p in params.iter().filter(|p| {
         p.change == ChangeKind::Modified && (p.new_value.is_some() || p.known_after_deploy)
     }) {
-        if p.old_value.as_deref() == p.new_value.as_deref() && !p.known_after_deploy {
+        let masked = p.old_value.as_deref() == Some(MASKED);
+        if masked || (p.old_value.as_deref() == p.new_value.as_deref() && !p.known_after_deploy) {
             continue;
         }
         for (id, res) in b {
