@@ -316,12 +316,18 @@ fn entries(term: &Term, title: &str, list: &[EntryChange], context: usize, out: 
                 }
             }
             kind => {
-                let v = e
-                    .new
-                    .as_ref()
-                    .or(e.old.as_ref())
-                    .map(show::inline)
-                    .unwrap_or_default();
+                let whole = e.new.as_ref().or(e.old.as_ref());
+                // An output reads best as its value (and export name).
+                let v = match whole {
+                    Some(o) if e.section == "Outputs" && o.get("Value").is_some() => {
+                        let mut v = o.get("Value").map(show::inline).unwrap_or_default();
+                        if let Some(x) = o.get("Export").and_then(|x| x.get("Name")) {
+                            v.push_str(&format!(" (export {})", show::inline(x)));
+                        }
+                        v
+                    }
+                    other => other.map(show::inline).unwrap_or_default(),
+                };
                 let shown: String = if v.chars().count() > 100 {
                     format!("{}…", v.chars().take(100).collect::<String>())
                 } else {
