@@ -101,10 +101,12 @@ pub(crate) struct CargoOutput {
     pub color: bool,
 }
 
-/// Run one `cargo build --release` for every wanted crate: crate name ->
-/// executable path, and how many compile units cargo reported.
+/// Run one `cargo build --release` of `packages` (a superset of the wanted
+/// crates): wanted crate name -> executable path, and how many compile units
+/// cargo reported.
 pub(crate) fn build(
     root: &Path,
+    packages: &[String],
     wanted: &[Wanted],
     support: &TargetSupport,
     output: CargoOutput,
@@ -130,8 +132,8 @@ pub(crate) fn build(
             cmd.env(var, gcc);
         }
     }
-    for w in wanted {
-        cmd.args(["-p", &w.crate_name]);
+    for p in packages {
+        cmd.args(["-p", p]);
     }
     cmd.arg("--message-format=json-render-diagnostics");
     cmd.arg(if output.color {

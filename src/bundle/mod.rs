@@ -187,10 +187,14 @@ pub fn build_functions(
                 triple: arch.rust_target(),
             });
         };
-        let names: Vec<String> = wanted.iter().map(|w| w.crate_name.clone()).collect();
-        let units_key = format!("{} {}", support.triple, names.join(" "));
-        reporter.build_started(&names, support.triple, units::last(&lambda_dir, &units_key));
-        let built = cargo::build(&project.root, wanted, &support, output, reporter);
+        let packages = packages_for(project, &ws, *arch, options.architecture, wanted);
+        let units_key = format!("{} {}", support.triple, packages.join(" "));
+        reporter.build_started(
+            &packages,
+            support.triple,
+            units::last(&lambda_dir, &units_key),
+        );
+        let built = cargo::build(&project.root, &packages, wanted, &support, output, reporter);
         reporter.cargo_finished(built.is_ok());
         let (exes, count) = built?;
         units::remember(&lambda_dir, &units_key, count);
@@ -200,6 +204,40 @@ pub fn build_functions(
     let bundles = pack_all(&binaries, &lambda_dir, &crates, reporter)?;
     reporter.done(&bundles);
     Ok(bundles)
+}
+
+/// The packages to pass to cargo for `arch`: the wanted crates plus every
+/// other function crate of the project built for the same architecture.
+///
+/// Cargo unifies features across the packages of one invocation, so building
+/// `realtime-connect` alone resolves rustls, aws-lc-rs, serde, bytes ... with
+/// other features than building it next to the jobs crates, and the binary
+/// (its sha256, its S3 key) would depend on which functions were asked for.
+/// Always building the same set keeps one source tree = one hash; on a warm
+/// target the extra crates are fresh and cost nothing.
+fn packages_for(
+    project: &Project,
+    ws: &cargo::Workspace,
+    arch: Architecture,
+    auto: Architecture,
+    wanted: &[cargo::Wanted],
+) -> Vec<String> {
+    let mut names: std::collections::BTreeSet<String> =
+        wanted.iter().map(|w| w.crate_name.clone()).collect();
+    for f in all_functions(project) {
+        let same_arch = match f.architecture {
+            ArchChoice::Fixed(a) => a == arch,
+            ArchChoice::Auto => auto == arch,
+        };
+        let buildable = ws
+            .packages
+            .get(&f.crate_name)
+            .is_some_and(|p| p.lambda_bin(&f.crate_name).is_some());
+        if same_arch && buildable {
+            names.insert(f.crate_name);
+        }
+    }
+    names.into_iter().collect()
 }
 
 /// Crate name -> (architecture, the functions using it). A crate shipped by two

@@ -152,6 +152,16 @@ fn build_selects_functions_by_stack_key_or_crate() {
     }
     assert!(zip_path(&dir, "ping").is_file());
     assert!(!zip_path(&dir, "hello").exists(), "hello was not selected");
+    // Yet it was compiled in the same cargo run: cargo unifies features across
+    // the packages of one invocation, and a binary's hash must not depend on
+    // which functions were asked for.
+    let host = dir.join("target/release/hello");
+    let cross = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]
+        .map(|t| dir.join("target").join(t).join("release/hello"));
+    assert!(
+        host.is_file() || cross.iter().any(|p| p.is_file()),
+        "hello was built alongside ping"
+    );
 }
 
 #[test]
