@@ -492,3 +492,37 @@ fn diff_of_barkbase_is_exact_and_read_only() {
         },
     );
 }
+
+#[test]
+fn diff_exits_2_on_bad_input_and_3_when_aws_cannot_be_reached() {
+    let (_tmp, dir) = harness::copy_project(&repo_root().join("examples/hello"));
+    let r = harness::run(&dir, &["diff", "--stage", "local", "nosuch"]);
+    r.assert_invalid(&["unknown stack `nosuch`"]);
+
+    // A port nothing listens on: the error names the stack and says what to do.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let r = harness::run(
+        &dir,
+        &[
+            "diff",
+            "--stage",
+            "local",
+            "--endpoint-url",
+            &endpoint,
+            "--fail",
+        ],
+    );
+    assert_eq!(r.code, 3, "{r:#?}");
+    assert!(
+        r.stderr
+            .starts_with("error: cannot describe stack `hello-local-"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("barkctl local up"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
