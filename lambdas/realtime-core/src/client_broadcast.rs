@@ -25,7 +25,9 @@ impl Refusal {
 }
 
 /// Checks the caller's role and keeps the broadcast inside the caller's tenant:
-/// `tenant` and `role` targets must name the caller's tenant, `all` is for admins.
+/// `tenant` and `role` targets must name the caller's tenant, and `all` (every
+/// tenant) is refused: an `admin` is a tenant's admin, and only services invoking
+/// the broadcast function directly may reach everyone.
 pub fn authorize(caller: &Connection, target: &Target) -> Result<(), Refusal> {
     let forbidden = |message: String| Refusal {
         code: "forbidden",
@@ -45,9 +47,9 @@ pub fn authorize(caller: &Connection, target: &Target) -> Result<(), Refusal> {
                 "broadcasts are limited to your own tenant".into(),
             ))
         }
-        Target::All if caller.role != "admin" => {
-            Err(forbidden("only admins may broadcast to all".into()))
-        }
+        Target::All => Err(forbidden(
+            "broadcasts to all tenants are not available to clients".into(),
+        )),
         _ => Ok(()),
     }
 }
@@ -68,13 +70,8 @@ pub async fn run<S: ConnectionSender>(
     })?;
     authorize(caller, &request.target)?;
     let envelope = request.envelope().map_err(envelope_refusal)?;
-    // `all` by an admin reaches every tenant by definition; everything else is scoped.
-    let scope = match request.target {
-        Target::All => None,
-        _ => Some(caller.tenant_id.as_str()),
-    };
     broadcaster
-        .broadcast(&request.target, &envelope, scope)
+        .broadcast(&request.target, &envelope, Some(caller.tenant_id.as_str()))
         .await
         .map_err(|e| match e {
             BroadcastError::Envelope(e) => envelope_refusal(e),
@@ -136,6 +133,13 @@ mod tests {
         );
         assert!(authorize(&conn("admin"), &t2).is_err());
         assert!(authorize(&conn("staff"), &Target::All).is_err());
-        assert!(authorize(&conn("admin"), &Target::All).is_ok());
+        assert!(authorize(&conn("admin"), &Target::All).is_err());
+        assert!(authorize(
+            &conn("admin"),
+            &Target::Channel {
+                channel: "kennels".into()
+            }
+        )
+        .is_ok());
     }
 }
