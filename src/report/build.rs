@@ -15,6 +15,8 @@ use crate::bundle::{BuildReporter, Bundle, FunctionRef};
 pub struct BuildProgress {
     term: Term,
     bar: Mutex<Option<ProgressBar>>,
+    /// Inside a rustc warning block (dropped under `--quiet`).
+    skipping_warning: Mutex<bool>,
 }
 
 impl BuildProgress {
@@ -22,7 +24,22 @@ impl BuildProgress {
         BuildProgress {
             term,
             bar: Mutex::new(None),
+            skipping_warning: Mutex::new(false),
         }
+    }
+
+    /// Under `--quiet`, cargo (run with `--quiet`) still prints rustc's
+    /// warnings. A rendered diagnostic is a block that starts with its level at
+    /// column 0, so warning blocks are dropped until the next `error` line.
+    fn errors_only<'a>(&self, line: &'a str) -> Option<&'a str> {
+        let plain = strip_ansi(line);
+        let mut skipping = self.skipping_warning.lock().ok()?;
+        if plain.starts_with("warning") {
+            *skipping = true;
+        } else if plain.starts_with("error") {
+            *skipping = false;
+        }
+        (!*skipping).then_some(line)
     }
 
     fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
@@ -70,11 +87,18 @@ impl BuildReporter for BuildProgress {
     }
 
     fn takes_cargo_output(&self) -> bool {
-        // Only a live bar needs cargo's lines routed around it.
-        self.term.live && !self.term.quiet
+        // A live bar needs cargo's lines routed around it; `--quiet` needs
+        // rustc's warnings held back. Otherwise cargo writes to stderr itself.
+        self.term.quiet || self.term.live
     }
 
     fn cargo_line(&self, line: &str) {
+        if self.term.quiet {
+            if let Some(line) = self.errors_only(line) {
+                eprintln!("{line}");
+            }
+            return;
+        }
         let plain = strip_ansi(line);
         let word = plain.split_whitespace().next().unwrap_or("");
         let status = plain.starts_with(' ')
@@ -246,6 +270,41 @@ mod tests {
         assert_eq!(human_size(900), "900 B");
         assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(human_size(3 * 1024 * 1024 + 1024 * 512), "3.5 MiB");
+    }
+
+    #[test]
+    fn quiet_keeps_compile_errors_and_drops_warning_blocks() {
+        let term = Term {
+            color: false,
+            quiet: true,
+            verbose: 0,
+            stderr_tty: false,
+            live: false,
+        };
+        let p = BuildProgress::new(term);
+        let cargo_output = [
+            "warning: unused variable: `x`",
+            " --> src/main.rs:2:9",
+            "",
+            "\x1b[1m\x1b[31merror[E0308]\x1b[0m: mismatched types",
+            " --> src/main.rs:3:18",
+            "",
+            "warning: `hello` (bin \"hello\") generated 1 warning",
+            "error: could not compile `hello` (bin \"hello\") due to 1 previous error",
+        ];
+        let kept: Vec<&str> = cargo_output
+            .iter()
+            .filter_map(|l| p.errors_only(l))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "\x1b[1m\x1b[31merror[E0308]\x1b[0m: mismatched types",
+                " --> src/main.rs:3:18",
+                "",
+                "error: could not compile `hello` (bin \"hello\") due to 1 previous error",
+            ]
+        );
     }
 
     #[test]

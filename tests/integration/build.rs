@@ -251,3 +251,23 @@ fn build_for_arm64_ships_an_arm64_binary_or_says_what_to_install() {
         }
     }
 }
+
+#[test]
+fn build_quiet_holds_back_compiler_warnings_but_not_errors() {
+    let (_tmp, dir) = project();
+    harness::write(
+        &dir.join("lambdas/ping/src/main.rs"),
+        "fn main() {\n    let unused = 1;\n    println!(\"pong\");\n}\n",
+    );
+    let quiet = build(&dir, &["ping", "--quiet"]);
+    quiet.assert_ok();
+    assert_eq!(quiet.stderr, "", "--quiet prints nothing but errors");
+    harness::write(
+        &dir.join("lambdas/ping/src/main.rs"),
+        "fn main() { nope() }\n",
+    );
+    let failed = build(&dir, &["ping", "--quiet"]);
+    assert_eq!(failed.code, 3, "{failed:#?}");
+    assert!(failed.stderr.contains("error[E0425]"), "{}", failed.stderr);
+    assert!(!failed.stderr.contains("Compiling"), "{}", failed.stderr);
+}
