@@ -103,16 +103,8 @@ fn copy_workspace() -> (tempfile::TempDir, PathBuf) {
         if !e.path().join("Cargo.toml").is_file() {
             continue;
         }
-        let to = dst.join("lambdas").join(e.file_name());
-        for part in ["Cargo.toml", "src", "tests", "fixtures", "benches"] {
-            let from = e.path().join(part);
-            if from.is_dir() {
-                harness::copy_dir(&from, &to.join(part));
-            } else if from.is_file() {
-                std::fs::create_dir_all(&to).expect("mkdir");
-                std::fs::copy(&from, to.join(part)).expect("copy");
-            }
-        }
+        // The whole crate: sources, tests, and data compiled in (migrations/).
+        harness::copy_dir(&e.path(), &dst.join("lambdas").join(e.file_name()));
     }
     (tmp, dst)
 }
