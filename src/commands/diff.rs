@@ -17,13 +17,8 @@ pub fn run(ctx: &Ctx, args: &DiffArgs) -> Result<i32> {
     let order = session.ordered(&selected)?;
     let rendered = session.render(&order)?;
     let g = &session.global;
-    let target = crate::aws::Target::resolve(
-        &session.project,
-        stage,
-        g.region.as_deref(),
-        g.endpoint_url.as_deref(),
-        g.profile.as_deref(),
-    );
+    // Local stages get their emulator started, as deploy does.
+    let target = super::deploy::target(&session, stage)?;
     let diffs = super::block_on(diff::diff_stacks(diff::Request {
         target: &target,
         project: &session.project,

@@ -505,21 +505,30 @@ fn diff_exits_2_on_bad_input_and_3_when_aws_cannot_be_reached() {
         .expect("a free port")
         .port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let r = harness::run(
-        &dir,
-        &[
+    // A non-local stage: on `local` barkctl would start the emulator there.
+    let out = harness::barkctl(&dir)
+        .args([
             "diff",
             "--stage",
-            "local",
+            "dev",
             "--endpoint-url",
             &endpoint,
             "--fail",
-        ],
-    );
+        ])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .expect("barkctl runs");
+    let r = harness::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
     assert_eq!(r.code, 3, "{r:#?}");
     assert!(
         r.stderr
-            .starts_with("error: cannot describe stack `hello-local-"),
+            .starts_with("error: cannot describe stack `hello-dev-"),
         "{}",
         r.stderr
     );

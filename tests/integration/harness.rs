@@ -108,6 +108,10 @@ pub fn copy_barkbase() -> (tempfile::TempDir, PathBuf) {
 pub fn copy_dir(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).expect("mkdir");
     for e in std::fs::read_dir(src).expect("read fixture dir").flatten() {
+        // State a developer's own runs leave behind is not part of a project.
+        if matches!(e.file_name().to_str(), Some(".barkctl" | "target")) {
+            continue;
+        }
         let to = dst.join(e.file_name());
         if e.file_type().expect("file type").is_dir() {
             copy_dir(&e.path(), &to);
