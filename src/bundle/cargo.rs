@@ -101,6 +101,17 @@ pub(crate) struct CargoOutput {
     pub color: bool,
 }
 
+/// The cargo profile bundles are built with: `release`, unless
+/// `BARKCTL_CARGO_PROFILE` names another. The deploy test sets `dev`: it checks
+/// what gets deployed, not how fast the handlers run, and a cold optimised build
+/// of nine SDK-heavy crates costs CI about ten minutes on two cores.
+pub(crate) fn profile() -> String {
+    std::env::var("BARKCTL_CARGO_PROFILE")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .unwrap_or_else(|| "release".to_string())
+}
+
 /// Run one `cargo build --release` of `packages` (a superset of the wanted
 /// crates): wanted crate name -> executable path, and how many compile units
 /// cargo reported.
@@ -118,7 +129,7 @@ pub(crate) fn build(
         Linker::Zigbuild => "zigbuild",
         _ => "build",
     });
-    cmd.arg("--release");
+    cmd.args(["--profile", &profile()]);
     if support.explicit_target {
         cmd.args(["--target", support.triple]);
     }

@@ -3,8 +3,10 @@
 //! no-op redeploy (zero mutating calls), a one-parameter change, a failing
 //! template and its fix, and a destroy.
 //!
-//! One test function on one emulator: the handler crates are built once (release,
-//! minutes when cold), and every step depends on the state the previous one left.
+//! One test function on one emulator: the handler crates are built once (with the
+//! `dev` profile through `BARKCTL_CARGO_PROFILE`: what is checked is what gets
+//! deployed, and a cold optimised build costs minutes), and every step depends on
+//! the state the previous one left.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -121,6 +123,7 @@ impl Env {
         cmd.args(args)
             .args(["--endpoint-url", &self.endpoint])
             .env("CI", "1")
+            .env("BARKCTL_CARGO_PROFILE", "dev")
             .env("CARGO_TARGET_DIR", &self.target_dir)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -149,6 +152,11 @@ fn actions(run: &Run) -> BTreeMap<String, String> {
         }
         if !in_table {
             continue;
+        }
+        // The table ends at the first blank or `error:` line; failure details
+        // that follow it name stacks too.
+        if line.trim().is_empty() || line.starts_with("error:") {
+            break;
         }
         let mut words = line.split_whitespace();
         let (Some(name), Some(action)) = (words.next(), words.next()) else {
@@ -614,6 +622,7 @@ fn actions_order(run: &Run) -> Vec<String> {
         .lines()
         .skip_while(|l| !(l.starts_with("stack ") && l.contains("action")))
         .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("error:"))
         .filter_map(|l| l.split_whitespace().next())
         .filter_map(|n| n.strip_prefix("barkbase-local-"))
         .map(str::to_string)
