@@ -520,11 +520,7 @@ fn diff_exits_2_on_bad_input_and_3_when_aws_cannot_be_reached() {
         .env_remove("AWS_PROFILE")
         .output()
         .expect("barkctl runs");
-    let r = harness::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
+    let r = harness::Run::from(out);
     assert_eq!(r.code, 3, "{r:#?}");
     assert!(
         r.stderr

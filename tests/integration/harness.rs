@@ -24,7 +24,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(out: Output) -> Self {
+    pub fn from(out: Output) -> Self {
         Run {
             // A signal (a panic abort) gives no code: never a pass.
             code: out.status.code().unwrap_or(-1),
