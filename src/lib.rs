@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
+pub mod dev;
 pub mod diff;
 pub mod error;
 pub mod graph;

@@ -1,0 +1,1 @@
+//! Triggers: DynamoDB stream polling and EventBridge schedules.
