@@ -76,6 +76,41 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Manage the local AWS emulator
     Local(LocalArgs),
+    /// Run a deployed local stage: Lambda runtime, WebSocket gateway, triggers
+    Dev(DevArgs),
+    /// Invoke a deployed function of a local stage and print its response
+    Invoke(InvokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Port of the (first) WebSocket API; further APIs take the next ports
+    #[arg(long, default_value_t = 3011)]
+    pub port: u16,
+    /// Port of the Lambda Runtime and Invoke API (0: any free port)
+    #[arg(long, default_value_t = 0)]
+    pub runtime_port: u16,
+    /// Instances per function when invocations overlap
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Fire these schedule rules once at start (rule name), whatever their state
+    #[arg(long, value_name = "RULE")]
+    pub fire: Vec<String>,
+    /// Close WebSocket connections idle this many seconds (API Gateway: 600)
+    #[arg(long, default_value_t = 600)]
+    pub idle_timeout: u64,
+    /// Close WebSocket connections after this many seconds (API Gateway: 7200)
+    #[arg(long, default_value_t = 7200)]
+    pub max_connection_seconds: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    /// `stack.function`, a function key or the deployed function name
+    pub function: String,
+    /// The event: JSON text, or `@file` to read it from a file (default: `{}`)
+    #[arg(long)]
+    pub payload: Option<String>,
 }
 
 #[derive(Debug, Args)]

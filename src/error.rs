@@ -26,6 +26,8 @@ pub enum Error {
     Diff(#[from] crate::diff::Error),
     #[error(transparent)]
     Local(#[from] crate::local::Error),
+    #[error(transparent)]
+    Dev(#[from] crate::dev::Error),
     /// Bad command-line input that clap could not catch (unknown stack name, ...).
     #[error("{message}")]
     Usage { message: String },
@@ -55,6 +57,7 @@ impl Error {
             Error::Deploy(e) => e.exit_code(),
             Error::Diff(e) => e.exit_code(),
             Error::Local(e) => e.exit_code(),
+            Error::Dev(e) => e.exit_code(),
             Error::Write { .. } | Error::Failed(_) => exit::DEPLOY_FAILED,
         }
     }
@@ -65,6 +68,7 @@ impl Error {
             Error::Project(e) => e.hint(),
             Error::Deploy(e) => e.hint(),
             Error::Local(e) => e.hint(),
+            Error::Dev(e) => e.hint(),
             Error::Bundle(e) => e.hint(),
             Error::NotAvailable { .. } => Some(
                 "this command is part of barkctl's surface; its body lands in a later release"

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Graph(a) => commands::graph::run(&ctx, a),
         Command::Validate(a) => commands::validate::run(&ctx, a),
         Command::Local(a) => commands::local::run(&ctx, a),
+        Command::Dev(a) => commands::dev::run(&ctx, a),
+        Command::Invoke(a) => commands::invoke::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -7,10 +7,15 @@
 //! front of the functions ([`gateway`]), DynamoDB stream polling and schedules as
 //! triggers ([`triggers`]). The handlers run unchanged: only endpoints differ.
 
+pub mod bundles;
 pub mod deployed;
+pub mod engine;
+pub mod error;
 pub mod gateway;
 pub mod invoke;
 pub mod runtime;
+pub mod stage;
 pub mod triggers;
 
 pub use invoke::{Invocation, Invoke, Outcome};
+pub use error::Error;

@@ -378,7 +378,7 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
         .envs(&spec.environment)
         .env(
             "AWS_LAMBDA_RUNTIME_API",
-            format!("{}/i/{id}", shared.addr),
+            format!("http://{}/i/{id}", shared.addr),
         )
         .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())

@@ -83,6 +83,7 @@ pub enum Style {
 }
 
 pub mod build;
+pub mod dev;
 pub mod diff;
 pub mod progress;
 pub mod summary;
