@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::diff::security::{self, IamStatement, SgRule};
+
 /// A stack's status as DescribeStacks reports it, grouped by what barkctl can do
 /// with it (success / in progress / failure, as CloudFormation's own docs group them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -331,6 +333,10 @@ pub struct StackPlan {
     pub status: String,
     #[serde(flatten)]
     pub action: Action,
+    /// IAM statements and security-group rules the rendered template adds to
+    /// the deployed one (all of them for a stack that is created): what the
+    /// broadening gate asks about.
+    pub security_additions: SecurityAdditions,
 }
 
 /// What a deploy would do, wave by wave.
@@ -338,6 +344,171 @@ pub struct StackPlan {
 pub struct Plan {
     pub stage: String,
     pub stacks: Vec<StackPlan>,
+    /// The broadening gate's verdict for this plan (see [`gate`]).
+    pub approval: Approval,
+}
+
+/// Grants a deploy adds: new IAM statements (or statement-like grants) and new
+/// security-group rules. Removals never need approval, so they are not kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SecurityAdditions {
+    pub iam: Vec<IamStatement>,
+    pub sg: Vec<SgRule>,
+}
+
+impl SecurityAdditions {
+    /// The additions of `rendered` over `deployed` (`None`: the stack is created,
+    /// or recreated, so every grant it holds is new), from `diff::security`.
+    pub fn between(deployed: Option<&Value>, rendered: &Value) -> Self {
+        let changes = security::compare(deployed, rendered);
+        SecurityAdditions {
+            iam: changes.iam_added,
+            sg: changes.sg_added,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iam.is_empty() && self.sg.is_empty()
+    }
+
+    /// Every addition here was also in `approved` (what a person said yes to).
+    pub fn within(&self, approved: &SecurityAdditions) -> bool {
+        self.iam.iter().all(|x| approved.iam.contains(x))
+            && self.sg.iter().all(|x| approved.sg.contains(x))
+    }
+
+    /// One line per addition, for the prompt, the refusal and `--dry-run`:
+    /// `IAM QueuePolicy: Allow sqs:SendMessage on arn:... to Service:sns.amazonaws.com`.
+    pub fn lines(&self) -> Vec<String> {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut out = Vec::new();
+        for x in &self.iam {
+            let mut line = format!(
+                "IAM {}: {} {} on {}",
+                x.resource,
+                x.effect,
+                list(&x.actions),
+                list(&x.resources)
+            );
+            if !x.principals.is_empty() {
+                line.push_str(&format!(" to {}", list(&x.principals)));
+            }
+            if let Some(c) = &x.condition {
+                line.push_str(&format!(" when {c}"));
+            }
+            out.push(line);
+        }
+        for x in &self.sg {
+            let way = if x.direction == "egress" {
+                "to"
+            } else {
+                "from"
+            };
+            let mut line = format!(
+                "SG {}: {} {} port {} {way} {}",
+                x.group, x.direction, x.protocol, x.ports, x.peer
+            );
+            if let Some(d) = &x.description {
+                line.push_str(&format!(" ({d})"));
+            }
+            out.push(line);
+        }
+        out
+    }
+}
+
+/// The broadening gate (DESIGN.md: "IAM or security-group broadening needs
+/// `--yes` when there is no TTY"), like CDK's `--require-approval broadening`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "gate", rename_all = "snake_case")]
+pub enum Approval {
+    /// No stack that would be created or updated adds a grant.
+    NotNeeded,
+    /// `--yes`: every addition is approved up front.
+    ApprovedByFlag,
+    /// A `local: true` stage (the emulator): not gated, so that
+    /// `deploy --stage local` works on a fresh machine without a TTY.
+    LocalStage,
+    /// These stacks add grants; a person must approve them (`y` on a TTY) or the
+    /// deploy is refused (no TTY) before any mutating call.
+    Required { stacks: Vec<Broadening> },
+}
+
+/// One stack's additions that need approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broadening {
+    pub stack: String,
+    pub stack_name: String,
+    pub additions: SecurityAdditions,
+}
+
+/// Decide the gate for a plan: only stacks that would be created, updated or
+/// recreated count (a skipped stack adds nothing; one that must wait for another
+/// operation is judged by the run once it gets to it, and refused there when it
+/// broadens without approval).
+pub fn gate(stacks: &[StackPlan], yes: bool, local: bool) -> Approval {
+    let broadening: Vec<Broadening> = stacks
+        .iter()
+        .filter(|s| s.action.mutates())
+        .filter(|s| !s.security_additions.is_empty())
+        .map(|s| Broadening {
+            stack: s.stack.clone(),
+            stack_name: s.stack_name.clone(),
+            additions: s.security_additions.clone(),
+        })
+        .collect();
+    if broadening.is_empty() {
+        Approval::NotNeeded
+    } else if local {
+        Approval::LocalStage
+    } else if yes {
+        Approval::ApprovedByFlag
+    } else {
+        Approval::Required { stacks: broadening }
+    }
+}
+
+/// What the deploy run may add, per stack: the gate's answer handed to `deploy/`,
+/// which checks each stack again against what is deployed when it gets to it and
+/// refuses additions nobody approved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approved {
+    /// `--yes`, a local stage, or barkctl's own toolkit stack.
+    All,
+    /// Stack name -> the additions a person approved (absent: none).
+    Only(BTreeMap<String, SecurityAdditions>),
+}
+
+impl Approved {
+    /// The additions of one stack that nobody approved (empty: it may go ahead).
+    pub fn unapproved(&self, stack_name: &str, additions: &SecurityAdditions) -> SecurityAdditions {
+        match self {
+            Approved::All => SecurityAdditions::default(),
+            Approved::Only(map) => {
+                let ok = map.get(stack_name).cloned().unwrap_or_default();
+                SecurityAdditions {
+                    iam: additions
+                        .iam
+                        .iter()
+                        .filter(|x| !ok.iam.contains(x))
+                        .cloned()
+                        .collect(),
+                    sg: additions
+                        .sg
+                        .iter()
+                        .filter(|x| !ok.sg.contains(x))
+                        .cloned()
+                        .collect(),
+                }
+            }
+        }
+    }
 }
 
 /// A change set's change, reduced to what the review gates need.
@@ -350,23 +521,27 @@ pub struct Change {
     pub replacement: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChangeAction {
     Add,
     Modify,
     Remove,
     Import,
     Dynamic,
+    /// An action barkctl does not know (or none at all): the review refuses it
+    /// rather than guess what it does to the resource.
+    Unknown(String),
 }
 
 impl ChangeAction {
     pub fn parse(s: &str) -> Self {
         match s {
             "Add" => ChangeAction::Add,
+            "Modify" => ChangeAction::Modify,
             "Remove" => ChangeAction::Remove,
             "Import" => ChangeAction::Import,
             "Dynamic" => ChangeAction::Dynamic,
-            _ => ChangeAction::Modify,
+            other => ChangeAction::Unknown(other.to_string()),
         }
     }
 }
@@ -392,32 +567,80 @@ pub fn is_stateful(resource_type: &str) -> bool {
 pub struct Refusal {
     pub logical_id: String,
     pub resource_type: String,
-    /// `replaced` or `removed`.
-    pub what: &'static str,
+    pub what: Refused,
+}
+
+/// Why a change is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// `Replacement: True`, or the resource's `Type` changed.
+    Replaced,
+    /// `Replacement: Conditional`: CloudFormation decides while updating, so it
+    /// is treated as a replacement.
+    MayBeReplaced,
+    Removed,
+    /// A change action barkctl does not know; `--allow-replace` does not pass it.
+    UnknownAction(String),
+}
+
+impl Refusal {
+    /// `` `Table` (AWS::DynamoDB::Table) would be replaced ``
+    pub fn describe(&self) -> String {
+        let what = match &self.what {
+            Refused::Replaced => "would be replaced".to_string(),
+            Refused::MayBeReplaced => {
+                "may be replaced (the change set says `Replacement: Conditional`)".to_string()
+            }
+            Refused::Removed => "would be removed".to_string(),
+            Refused::UnknownAction(a) if a.is_empty() => {
+                "has a change with no action, which barkctl cannot review".to_string()
+            }
+            Refused::UnknownAction(a) => {
+                format!("has a change action `{a}` that barkctl does not know")
+            }
+        };
+        format!("`{}` ({}) {what}", self.logical_id, self.resource_type)
+    }
+
+    /// `--allow-replace` would let this change through.
+    pub fn overridable(&self) -> bool {
+        !matches!(self.what, Refused::UnknownAction(_))
+    }
 }
 
 /// Review gates (DESIGN.md "Deploy" 6): replacing or removing a stateful resource
 /// is refused unless `allow_replace`. The change set's Replacement field is used
-/// where the endpoint gives it; the templates fill the gaps: a removed resource
-/// whose `DeletionPolicy` is `Retain` keeps its data and passes, and a logical id
-/// whose `Type` changed is a replacement whatever the endpoint says.
+/// where the endpoint gives it (`Conditional` counts as a replacement: whether it
+/// happens is only known during the update); the templates fill the gaps: a removed
+/// resource whose `DeletionPolicy` is `Retain` keeps its data and passes, and a
+/// logical id whose `Type` changed is a replacement whatever the endpoint says.
+/// A change action barkctl does not know is refused on any resource, even with
+/// `allow_replace`: what it would do cannot be judged.
 pub fn review(
     changes: &[Change],
     old_template: Option<&Value>,
     new_template: &Value,
     allow_replace: bool,
 ) -> Vec<Refusal> {
-    if allow_replace {
-        return Vec::new();
-    }
     let resource = |t: Option<&Value>, id: &str| -> Option<Value> {
         t.and_then(|t| t.get("Resources"))
             .and_then(|r| r.get(id))
             .cloned()
     };
     let mut refused = Vec::new();
+    let mut refuse = |c: &Change, what: Refused| {
+        refused.push(Refusal {
+            logical_id: c.logical_id.clone(),
+            resource_type: c.resource_type.clone(),
+            what,
+        })
+    };
     for c in changes {
-        if !is_stateful(&c.resource_type) {
+        if let ChangeAction::Unknown(a) = &c.action {
+            refuse(c, Refused::UnknownAction(a.clone()));
+            continue;
+        }
+        if allow_replace || !is_stateful(&c.resource_type) {
             continue;
         }
         match c.action {
@@ -426,26 +649,20 @@ pub fn review(
                     .and_then(|r| r.get("DeletionPolicy").cloned())
                     .is_some_and(|p| p == "Retain");
                 if !retained {
-                    refused.push(Refusal {
-                        logical_id: c.logical_id.clone(),
-                        resource_type: c.resource_type.clone(),
-                        what: "removed",
-                    });
+                    refuse(c, Refused::Removed);
                 }
             }
             ChangeAction::Modify => {
-                let by_endpoint = c.replacement.as_deref() == Some("True");
                 let old_type =
                     resource(old_template, &c.logical_id).and_then(|r| r.get("Type").cloned());
                 let new_type = resource(Some(new_template), &c.logical_id)
                     .and_then(|r| r.get("Type").cloned());
                 let type_changed = old_type.is_some() && old_type != new_type;
-                if by_endpoint || type_changed {
-                    refused.push(Refusal {
-                        logical_id: c.logical_id.clone(),
-                        resource_type: c.resource_type.clone(),
-                        what: "replaced",
-                    });
+                match c.replacement.as_deref() {
+                    _ if type_changed => refuse(c, Refused::Replaced),
+                    Some("True") => refuse(c, Refused::Replaced),
+                    Some("Conditional") => refuse(c, Refused::MayBeReplaced),
+                    _ => {}
                 }
             }
             _ => {}
@@ -696,7 +913,7 @@ mod tests {
             vec![Refusal {
                 logical_id: "Table".into(),
                 resource_type: "AWS::DynamoDB::Table".into(),
-                what: "replaced"
+                what: Refused::Replaced
             }]
         );
         assert!(review(&changes, Some(&old), &new, true).is_empty());
@@ -709,7 +926,7 @@ mod tests {
         )];
         assert_eq!(
             review(&removed, Some(&old), &json!({}), false)[0].what,
-            "removed"
+            Refused::Removed
         );
     }
 
@@ -723,6 +940,212 @@ mod tests {
             None,
         )];
         assert!(review(&changes, Some(&t), &t, false).is_empty());
+    }
+
+    #[test]
+    fn conditional_replacement_of_a_stateful_resource_is_refused() {
+        let t = json!({"Resources": {
+            "Table": {"Type": "AWS::DynamoDB::Table"},
+            "Fn": {"Type": "AWS::Lambda::Function"}
+        }});
+        let changes = vec![
+            change(
+                ChangeAction::Modify,
+                "Table",
+                "AWS::DynamoDB::Table",
+                Some("Conditional"),
+            ),
+            // Stateless: a conditional replacement of a function loses nothing.
+            change(
+                ChangeAction::Modify,
+                "Fn",
+                "AWS::Lambda::Function",
+                Some("Conditional"),
+            ),
+        ];
+        let refused = review(&changes, Some(&t), &t, false);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert_eq!(refused[0].logical_id, "Table");
+        assert_eq!(refused[0].what, Refused::MayBeReplaced);
+        assert!(refused[0].overridable());
+        assert!(
+            refused[0].describe().contains("Replacement: Conditional"),
+            "{}",
+            refused[0].describe()
+        );
+        assert!(review(&changes, Some(&t), &t, true).is_empty());
+        // `False` stays an in-place change.
+        let in_place = vec![change(
+            ChangeAction::Modify,
+            "Table",
+            "AWS::DynamoDB::Table",
+            Some("False"),
+        )];
+        assert!(review(&in_place, Some(&t), &t, false).is_empty());
+    }
+
+    #[test]
+    fn unknown_change_actions_are_refused_even_with_allow_replace() {
+        assert_eq!(ChangeAction::parse("Modify"), ChangeAction::Modify);
+        assert_eq!(
+            ChangeAction::parse("SyncWithActual"),
+            ChangeAction::Unknown("SyncWithActual".into())
+        );
+        assert_eq!(
+            ChangeAction::parse(""),
+            ChangeAction::Unknown(String::new())
+        );
+        let t = json!({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}});
+        let changes = vec![change(
+            ChangeAction::parse("SyncWithActual"),
+            "Q",
+            "AWS::SQS::Queue",
+            None,
+        )];
+        for allow_replace in [false, true] {
+            let refused = review(&changes, Some(&t), &t, allow_replace);
+            assert_eq!(
+                refused,
+                vec![Refusal {
+                    logical_id: "Q".into(),
+                    resource_type: "AWS::SQS::Queue".into(),
+                    what: Refused::UnknownAction("SyncWithActual".into()),
+                }]
+            );
+            assert!(!refused[0].overridable());
+            assert_eq!(
+                refused[0].describe(),
+                "`Q` (AWS::SQS::Queue) has a change action `SyncWithActual` that barkctl does not know"
+            );
+        }
+    }
+
+    fn policy_template(actions: &[&str]) -> Value {
+        let statements: Vec<Value> = actions
+            .iter()
+            .map(|a| json!({"Effect": "Allow", "Action": a, "Resource": "*", "Principal": {"Service": "sns.amazonaws.com"}}))
+            .collect();
+        json!({"Resources": {
+            "QueuePolicy": {"Type": "AWS::SQS::QueuePolicy", "Properties": {
+                "Queues": ["q"],
+                "PolicyDocument": {"Statement": statements}
+            }},
+            "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+                "GroupDescription": "d",
+                "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "10.0.0.0/16"}]
+            }}
+        }})
+    }
+
+    fn stack_plan(action: Action, additions: SecurityAdditions) -> StackPlan {
+        StackPlan {
+            stack: "queue".into(),
+            stack_name: "hello-ci-queue".into(),
+            wave: 0,
+            status: "UPDATE_COMPLETE".into(),
+            action,
+            security_additions: additions,
+        }
+    }
+
+    #[test]
+    fn security_additions_list_only_what_is_new() {
+        let old = policy_template(&["sqs:SendMessage"]);
+        let new = policy_template(&["sqs:SendMessage", "sqs:DeleteMessage"]);
+        let added = SecurityAdditions::between(Some(&old), &new);
+        assert_eq!(added.iam.len(), 1, "{added:?}");
+        assert!(added.sg.is_empty());
+        assert_eq!(
+            added.lines(),
+            vec!["IAM QueuePolicy: Allow sqs:DeleteMessage on * to Service:sns.amazonaws.com"]
+        );
+        // Removing grants narrows: nothing to approve.
+        assert!(SecurityAdditions::between(Some(&new), &old).is_empty());
+        assert!(SecurityAdditions::between(Some(&new), &new).is_empty());
+        // A created stack adds every grant it holds, rules included.
+        let created = SecurityAdditions::between(None, &old);
+        assert_eq!((created.iam.len(), created.sg.len()), (1, 1));
+        assert_eq!(
+            created.lines()[1],
+            "SG Sg: ingress tcp port 443 from 10.0.0.0/16"
+        );
+    }
+
+    #[test]
+    fn the_gate_asks_for_broadening_updates_and_creates_only() {
+        let old = policy_template(&["sqs:SendMessage"]);
+        let new = policy_template(&["sqs:SendMessage", "sqs:DeleteMessage"]);
+        let added = SecurityAdditions::between(Some(&old), &new);
+        let update = stack_plan(
+            Action::Update {
+                what: vec!["template".into()],
+            },
+            added.clone(),
+        );
+        match gate(std::slice::from_ref(&update), false, false) {
+            Approval::Required { stacks } => {
+                assert_eq!(stacks.len(), 1);
+                assert_eq!(stacks[0].stack_name, "hello-ci-queue");
+                assert_eq!(stacks[0].additions, added);
+            }
+            other => panic!("expected approval required, got {other:?}"),
+        }
+        assert_eq!(
+            gate(std::slice::from_ref(&update), true, false),
+            Approval::ApprovedByFlag
+        );
+        // Local stages are exempt, with or without --yes.
+        assert_eq!(
+            gate(std::slice::from_ref(&update), false, true),
+            Approval::LocalStage
+        );
+        // A create counts: all its grants are new.
+        let create = stack_plan(Action::Create, SecurityAdditions::between(None, &old));
+        assert!(matches!(
+            gate(&[create], false, false),
+            Approval::Required { .. }
+        ));
+        // Nothing added, or a stack that is skipped: nothing to ask.
+        let narrowing = stack_plan(
+            Action::Update {
+                what: vec!["template".into()],
+            },
+            SecurityAdditions::between(Some(&new), &old),
+        );
+        let skipped = stack_plan(
+            Action::Skip {
+                reason: SkipReason::Unchanged,
+            },
+            added.clone(),
+        );
+        assert_eq!(
+            gate(&[narrowing, skipped], false, false),
+            Approval::NotNeeded
+        );
+    }
+
+    #[test]
+    fn the_run_refuses_additions_nobody_approved() {
+        let old = policy_template(&["sqs:SendMessage"]);
+        let new = policy_template(&["sqs:SendMessage", "sqs:DeleteMessage"]);
+        let more = policy_template(&["sqs:SendMessage", "sqs:DeleteMessage", "sqs:PurgeQueue"]);
+        let approved_now = SecurityAdditions::between(Some(&old), &new);
+        let approved = Approved::Only(BTreeMap::from([(
+            "hello-ci-queue".to_string(),
+            approved_now.clone(),
+        )]));
+        assert!(approved
+            .unapproved("hello-ci-queue", &approved_now)
+            .is_empty());
+        // The template grew after the question was asked: the new grant is refused.
+        let grown = SecurityAdditions::between(Some(&old), &more);
+        let left = approved.unapproved("hello-ci-queue", &grown);
+        assert_eq!(left.iam.len(), 1);
+        assert_eq!(left.iam[0].actions, ["sqs:PurgeQueue"]);
+        // Another stack had nothing approved.
+        assert_eq!(approved.unapproved("other", &approved_now), approved_now);
+        assert!(Approved::All.unapproved("other", &grown).is_empty());
+        assert!(approved_now.within(&grown) && !grown.within(&approved_now));
     }
 
     #[test]

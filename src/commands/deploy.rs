@@ -2,16 +2,18 @@
 //!
 //! Order of work (DESIGN.md "Deploy"): select and render (invalid input stops here,
 //! before any AWS call), build the bundles, start the local emulator for local
-//! stages, ensure the asset bucket and upload missing bundles, then deploy.
+//! stages, ask the broadening gate (read-only calls), ensure the asset bucket and
+//! upload missing bundles, then deploy.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 
 use super::{Ctx, Session};
 use crate::aws::{self, Target};
 use crate::cli::DeployArgs;
 use crate::deploy::{self, assets, DeployInput, Reporter, StackInput};
-use crate::plan::ParamValue;
+use crate::plan::{Approval, Approved, Broadening, ParamValue};
 use crate::render::{ParamSource, Rendered};
 use crate::report::progress;
 use crate::{Error, Result};
@@ -45,8 +47,13 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
             } else {
                 None
             };
+            let approved = if args.yes {
+                Approved::All
+            } else {
+                Approved::Only(BTreeMap::new())
+            };
             let input = deploy_input(
-                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args,
+                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
             );
             let plan = deploy::dry_run(cfn, &input).await?;
             if args.json {
@@ -60,6 +67,39 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
             return Ok(crate::error::exit::OK);
         }
 
+        // The broadening gate, before the first mutating call (the toolkit stack).
+        // `--yes` approves everything; `local: true` stages are not gated (README
+        // "deploy"). Otherwise a read-only plan lists each stack's added IAM
+        // statements and security-group rules, and a person approves them here.
+        let approved = if args.yes || stage.local {
+            Approved::All
+        } else {
+            let input = deploy_input(
+                &session,
+                &stage,
+                &target,
+                &waves,
+                &rendered,
+                &bundles,
+                None,
+                args,
+                Approved::Only(BTreeMap::new()),
+            );
+            let plan = deploy::dry_run(cfn.clone(), &input).await?;
+            match plan.approval {
+                Approval::Required { stacks } => match confirm_broadening(&stacks)? {
+                    Some(approved) => approved,
+                    None => {
+                        ctx.term.info("nothing deployed");
+                        return Ok(crate::error::exit::OK);
+                    }
+                },
+                // Nothing to approve now; the run refuses any grant that appears
+                // before it gets to a stack.
+                _ => Approved::Only(BTreeMap::new()),
+            }
+        };
+
         let bucket = if needs_bucket {
             let bucket = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
             for b in bundles.values() {
@@ -71,7 +111,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         };
 
         let input = deploy_input(
-            &session, &stage, &target, &waves, &rendered, &bundles, bucket, args,
+            &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
         );
         let report = deploy::deploy(cfn, s3, input, reporter.clone()).await;
         progress::finish(reporter.as_ref());
@@ -91,6 +131,37 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
             None => Ok(crate::error::exit::OK),
         }
     })?
+}
+
+/// Ask once on a TTY (stdin and stderr) whether the listed additions may be
+/// deployed: `Some` with what was approved, `None` when the answer is no. Without
+/// a TTY the deploy is refused (exit 2) naming the stacks and the additions.
+fn confirm_broadening(stacks: &[Broadening]) -> Result<Option<Approved>> {
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        return Err(deploy::Error::Unapproved {
+            stacks: stacks.to_vec(),
+        }
+        .into());
+    }
+    for line in crate::report::summary::broadening_lines(stacks) {
+        eprintln!("{line}");
+    }
+    eprint!("deploy these changes? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::Failed(format!("cannot read the answer: {e}")))?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return Ok(None);
+    }
+    Ok(Some(Approved::Only(
+        stacks
+            .iter()
+            .map(|b| (b.stack_name.clone(), b.additions.clone()))
+            .collect(),
+    )))
 }
 
 /// Where AWS calls go; local stages get their emulator started first.
@@ -183,6 +254,8 @@ pub(crate) async fn ensure_toolkit(
         termination_protection: false,
         local: target.local,
         bucket: None,
+        // barkctl's own stack: its grants are barkctl's, not the project's.
+        approved: Approved::All,
     };
     let report = deploy::deploy(cfn.clone(), s3.clone(), input, reporter).await;
     if let Some(e) = report.error {
@@ -211,6 +284,7 @@ fn deploy_input(
     bundles: &BTreeMap<String, assets::Asset>,
     bucket: Option<String>,
     args: &DeployArgs,
+    approved: Approved,
 ) -> DeployInput {
     let project = &session.project;
     let by_name: BTreeMap<&str, &Rendered> =
@@ -274,5 +348,6 @@ fn deploy_input(
         termination_protection: stage.termination_protection,
         local: target.local,
         bucket,
+        approved,
     }
 }

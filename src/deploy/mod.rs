@@ -52,6 +52,14 @@ pub enum Error {
     Refused {
         stack_name: String,
         refusals: Vec<String>,
+        /// Every refusal is one `--allow-replace` lets through.
+        overridable: bool,
+    },
+    /// The broadening gate: these stacks add IAM statements or security-group
+    /// rules that nobody approved (no `--yes`, and no TTY to ask on).
+    #[error("{}", unapproved_message(stacks))]
+    Unapproved {
+        stacks: Vec<crate::plan::Broadening>,
     },
     /// The stack is in a state only a person can repair.
     #[error("stack `{stack_name}` is {status}: barkctl cannot deploy it")]
@@ -100,6 +108,24 @@ pub enum Error {
     },
 }
 
+fn unapproved_message(stacks: &[crate::plan::Broadening]) -> String {
+    let names: Vec<String> = stacks
+        .iter()
+        .map(|b| format!("`{}`", b.stack_name))
+        .collect();
+    let mut s = format!(
+        "refusing to deploy {} without approval: it broadens IAM or security-group access",
+        names.join(", ")
+    );
+    for b in stacks {
+        s.push_str(&format!("\n  {}:", b.stack_name));
+        for line in b.additions.lines() {
+            s.push_str(&format!("\n    + {line}"));
+        }
+    }
+    s
+}
+
 fn failed_message(
     stack_name: &str,
     summary: &str,
@@ -131,9 +157,10 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         use crate::error::exit;
         match self {
-            Error::NeedsConfirmation | Error::Protected { .. } | Error::OutputsFile { .. } => {
-                exit::INVALID_INPUT
-            }
+            Error::NeedsConfirmation
+            | Error::Unapproved { .. }
+            | Error::Protected { .. }
+            | Error::OutputsFile { .. } => exit::INVALID_INPUT,
             _ => exit::DEPLOY_FAILED,
         }
     }
@@ -142,8 +169,16 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Blocked { hint, .. } => Some(hint.clone()),
-            Error::Refused { .. } => Some(
+            Error::Refused {
+                overridable: true, ..
+            } => Some(
                 "these changes lose data; deploy with `--allow-replace` if that is intended".into(),
+            ),
+            Error::Refused { .. } => Some(
+                "barkctl cannot judge this change set; look at it with `barkctl diff --method change-set` and apply it by hand if it is intended".into(),
+            ),
+            Error::Unapproved { .. } => Some(
+                "rerun with --yes to approve (or run it in a terminal to answer the prompt)".into(),
             ),
             Error::Protected { .. } => Some("pass `--force` to destroy it anyway".into()),
             Error::NeedsConfirmation => {

@@ -11,7 +11,10 @@ use tokio::sync::Semaphore;
 
 use super::cfn::{self, ChangeSetRequest, ChangeSetResult, EventTail};
 use super::{assets, Error, Event, Outcome, Reporter, StackResult};
-use crate::plan::{self, Action, Deployed, Desired, ParamValue, Plan, StackPlan};
+use crate::plan::{
+    self, Action, Approved, Broadening, Deployed, Desired, ParamValue, Plan, SecurityAdditions,
+    StackPlan,
+};
 
 /// One stack to deploy.
 #[derive(Debug, Clone)]
@@ -43,6 +46,10 @@ pub struct DeployInput {
     pub local: bool,
     /// The asset bucket, for templates over the inline limit.
     pub bucket: Option<String>,
+    /// The broadening gate's answer: IAM / security-group additions that may be
+    /// deployed. Each stack is checked again against what is deployed when the
+    /// run gets to it, before any mutating call.
+    pub approved: Approved,
 }
 
 /// The run's result: one line per stack, and the outputs of the stacks that ended
@@ -69,6 +76,7 @@ struct Meta {
     termination_protection: bool,
     local: bool,
     bucket: Option<String>,
+    approved: Approved,
 }
 
 /// Deploy every wave in order; stacks of a wave run concurrently. After a wave
@@ -90,6 +98,7 @@ pub async fn deploy(
             termination_protection: input.termination_protection,
             local: input.local,
             bucket: input.bucket,
+            approved: input.approved,
         },
         outputs: Mutex::new(BTreeMap::new()),
         reporter: reporter.clone(),
@@ -218,6 +227,7 @@ fn as_stack_failure(e: Error) -> Error {
 fn short_reason(e: &Error) -> String {
     match e {
         Error::StackFailed { summary, .. } => summary.clone(),
+        Error::Unapproved { .. } => "broadening not approved".into(),
         other => other.to_string(),
     }
 }
@@ -319,6 +329,21 @@ async fn deploy_stack(
         deployed = cfn::deployed(client, &stack.stack_name).await?;
         action = plan::decide(&desired, &deployed, meta.local);
     }
+    if action.mutates() {
+        // The broadening gate, against the template deployed now (a recreated
+        // stack counts as created): before any mutating call for this stack.
+        let additions = SecurityAdditions::between(deployed.template.as_ref(), &stack.template);
+        let unapproved = meta.approved.unapproved(&stack.stack_name, &additions);
+        if !unapproved.is_empty() {
+            return Err(Error::Unapproved {
+                stacks: vec![Broadening {
+                    stack: stack.stack.clone(),
+                    stack_name: stack.stack_name.clone(),
+                    additions: unapproved,
+                }],
+            });
+        }
+    }
     reporter.event(&Event::Started {
         stack: stack.stack.clone(),
         stack_name: stack.stack_name.clone(),
@@ -419,15 +444,8 @@ async fn deploy_stack(
             }
             return Err(Error::Refused {
                 stack_name: stack.stack_name.clone(),
-                refusals: refusals
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "`{}` ({}) would be {}",
-                            r.logical_id, r.resource_type, r.what
-                        )
-                    })
-                    .collect(),
+                refusals: refusals.iter().map(plan::Refusal::describe).collect(),
+                overridable: refusals.iter().all(plan::Refusal::overridable),
             });
         }
         if meta.local {
@@ -539,17 +557,22 @@ pub async fn dry_run(cfn_client: Client, input: &DeployInput) -> Result<Plan, Er
             if matches!(action, Action::Skip { .. }) {
                 known.insert(stack.stack.clone(), deployed.outputs.clone());
             }
+            let security_additions =
+                SecurityAdditions::between(deployed.template.as_ref(), &stack.template);
             stacks.push(StackPlan {
                 stack: stack.stack.clone(),
                 stack_name: stack.stack_name.clone(),
                 wave,
                 status: deployed.state.status().to_string(),
                 action,
+                security_additions,
             });
         }
     }
+    let approval = plan::gate(&stacks, input.approved == Approved::All, input.local);
     Ok(Plan {
         stage: input.stage.clone(),
         stacks,
+        approval,
     })
 }

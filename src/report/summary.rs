@@ -4,7 +4,7 @@
 use super::progress::{duration, paint_outcome};
 use super::Term;
 use crate::deploy::StackResult;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Approval, Broadening, Plan};
 
 /// Summary lines: a header, then one line per stack in run order.
 pub fn table(term: &Term, results: &[StackResult]) -> Vec<String> {
@@ -69,6 +69,43 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
                 .trim_end()
                 .to_string(),
         );
+        if s.action.mutates() {
+            for a in s.security_additions.lines() {
+                lines.push(format!("    + {a}"));
+            }
+        }
+    }
+    match &plan.approval {
+        Approval::NotNeeded => {}
+        Approval::ApprovedByFlag => {
+            lines.push("security: the added grants above are approved by --yes".into())
+        }
+        Approval::LocalStage => lines
+            .push("security: the added grants above are not gated on a local stage".into()),
+        Approval::Required { stacks } => lines.push(format!(
+            "security: {} broaden{} IAM or security-group access: deploy asks on a TTY, and needs --yes without one",
+            stacks
+                .iter()
+                .map(|b| b.stack_name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if stacks.len() == 1 { "s" } else { "" }
+        )),
+    }
+    lines
+}
+
+/// The broadening gate's question on a TTY: each stack and what it adds.
+pub fn broadening_lines(stacks: &[Broadening]) -> Vec<String> {
+    let mut lines = vec![
+        "this deploy broadens IAM or security-group access (statements and rules added):"
+            .to_string(),
+    ];
+    for b in stacks {
+        lines.push(format!("  {}", b.stack_name));
+        for a in b.additions.lines() {
+            lines.push(format!("    + {a}"));
+        }
     }
     lines
 }
@@ -122,6 +159,7 @@ mod tests {
                     wave: 0,
                     status: "NOT_FOUND".into(),
                     action: Action::Create,
+                    security_additions: Default::default(),
                 },
                 StackPlan {
                     stack: "b".into(),
@@ -131,8 +169,10 @@ mod tests {
                     action: Action::Skip {
                         reason: SkipReason::Unchanged,
                     },
+                    security_additions: Default::default(),
                 },
             ],
+            approval: Approval::NotNeeded,
         };
         assert_eq!(
             plan_lines(&plan),
@@ -143,6 +183,35 @@ mod tests {
                 "wave 2:",
                 "  x-dev-b  skip     (template, parameters and tags unchanged)",
             ]
+        );
+    }
+
+    #[test]
+    fn plan_text_lists_added_grants_and_the_gate() {
+        let t = serde_json::json!({"Resources": {"Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+            "GroupDescription": "d",
+            "SecurityGroupIngress": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}]
+        }}}});
+        let additions = crate::plan::SecurityAdditions::between(None, &t);
+        let stacks = vec![StackPlan {
+            stack: "a".into(),
+            stack_name: "x-ci-a".into(),
+            wave: 0,
+            status: "NOT_FOUND".into(),
+            action: Action::Create,
+            security_additions: additions,
+        }];
+        let approval = crate::plan::gate(&stacks, false, false);
+        let plan = Plan {
+            stage: "ci".into(),
+            stacks,
+            approval,
+        };
+        let lines = plan_lines(&plan);
+        assert_eq!(lines[3], "    + SG Sg: ingress tcp port 22 from 0.0.0.0/0");
+        assert!(
+            lines[4].starts_with("security: x-ci-a broadens IAM or security-group access"),
+            "{lines:?}"
         );
     }
 }

@@ -22,14 +22,14 @@ use super::harness::{self, repo_root, Run};
 
 /// A moto server started through barkctl's own launcher (so the resource types
 /// moto skips exist), on a free port; killed when dropped.
-struct Emulator {
+pub(super) struct Emulator {
     child: Child,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
 impl Emulator {
-    fn start() -> Self {
+    pub(super) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -61,7 +61,7 @@ impl Emulator {
         emu
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -226,7 +226,7 @@ fn needs_param(upstream: &str, output: &str) -> String {
     barkctl::render::needs_param(upstream, output)
 }
 
-async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
+pub(super) async fn sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)

@@ -4,6 +4,7 @@
 mod build;
 mod deploy;
 mod diff;
+mod gates;
 mod harness;
 mod local;
 mod project_errors;
