@@ -31,7 +31,9 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
     let root = session.project.root.clone();
     let deployed_already = super::block_on(async {
         let sdk = aws::sdk_config(&target).await;
-        !engine::deployed_stacks(&sdk, &app, &stage.name).await.is_empty()
+        !engine::deployed_stacks(&sdk, &app, &stage.name)
+            .await
+            .is_empty()
     })?;
     if !deployed_already {
         ctx.term.info(&format!(

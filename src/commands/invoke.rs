@@ -45,7 +45,12 @@ pub fn run(ctx: &Ctx, args: &InvokeArgs) -> Result<i32> {
             let (body, failed) = engine::invoke_remote(&record.runtime, &f.name, &payload).await?;
             if failed {
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-                let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+                let text = |k: &str| {
+                    v.get(k)
+                        .and_then(|x| x.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
                 return Err(dev::Error::FunctionFailed {
                     function: f.name.clone(),
                     error_type: text("errorType"),
@@ -56,7 +61,8 @@ pub fn run(ctx: &Ctx, args: &InvokeArgs) -> Result<i32> {
             term.data(&String::from_utf8_lossy(&body));
             return Ok(exit::OK);
         }
-        let rewrites: Rewrites = super::dev::local_rewrites(&root, &sdk, &deployed, Vec::new()).await?;
+        let rewrites: Rewrites =
+            super::dev::local_rewrites(&root, &sdk, &deployed, Vec::new()).await?;
         let specs = engine::specs(
             &sdk,
             &app,
@@ -71,8 +77,12 @@ pub fn run(ctx: &Ctx, args: &InvokeArgs) -> Result<i32> {
         let verbose = term.verbose > 0;
         let on_event = Arc::new(move |e: RuntimeEvent| {
             // Only the function's own output and failures: the response is the data.
-            let show = matches!(e, RuntimeEvent::Log { .. } | RuntimeEvent::InstanceExited { .. })
-                || verbose;
+            let show = match &e {
+                RuntimeEvent::Log { .. } => true,
+                // The runtime stops its instance after the call: not news.
+                RuntimeEvent::InstanceExited { how, .. } => how != "killed" || verbose,
+                _ => verbose,
+            };
             if show {
                 if let Some(line) = crate::report::dev::runtime_line(&e, &prefix, verbose) {
                     term.info(&line);

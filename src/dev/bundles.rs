@@ -62,9 +62,12 @@ pub async fn executable(
     function: &Function,
     cache: &Path,
 ) -> Result<PathBuf, BundleError> {
-    let key = function.code_key.clone().ok_or_else(|| BundleError::NoCode {
-        function: function.name.clone(),
-    })?;
+    let key = function
+        .code_key
+        .clone()
+        .ok_or_else(|| BundleError::NoCode {
+            function: function.name.clone(),
+        })?;
     // `<app>/<sha256 of the binary>.zip`: the name says what the binary must hash to.
     let sha = Path::new(&key)
         .file_stem()

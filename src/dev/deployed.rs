@@ -409,10 +409,7 @@ async fn read_websocket_api(
         .iter()
         .filter_map(|i| {
             let uri = i.integration_uri()?;
-            Some((
-                i.integration_id()?.to_string(),
-                function_name_of_uri(uri)?,
-            ))
+            Some((i.integration_id()?.to_string(), function_name_of_uri(uri)?))
         })
         .collect();
     let routes = gw

@@ -12,7 +12,11 @@ use super::stage::{self, Rewrites};
 use super::{bundles, Error};
 
 /// Read the deployed stage; a stage with no stack is an error.
-pub async fn load(sdk: &aws_config::SdkConfig, app: &str, stage: &str) -> Result<DeployedStage, Error> {
+pub async fn load(
+    sdk: &aws_config::SdkConfig,
+    app: &str,
+    stage: &str,
+) -> Result<DeployedStage, Error> {
     let deployed = deployed::read(sdk, app, stage).await?;
     if deployed.functions.is_empty()
         && deployed.websocket_apis.is_empty()
@@ -144,7 +148,11 @@ pub fn remove_record(project_root: &Path, stage: &str) {
 
 /// Invoke through a running `barkctl dev`'s Lambda Invoke API (plain HTTP/1.1
 /// over loopback). Returns the body and the `X-Amz-Function-Error` flag.
-pub async fn invoke_remote(address: &str, function: &str, payload: &[u8]) -> Result<(Vec<u8>, bool), Error> {
+pub async fn invoke_remote(
+    address: &str,
+    function: &str,
+    payload: &[u8],
+) -> Result<(Vec<u8>, bool), Error> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let unreachable = |reason: String| Error::DevUnreachable {
         address: address.to_string(),
@@ -194,7 +202,8 @@ pub async fn invoke_remote(address: &str, function: &str, payload: &[u8]) -> Res
 fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(pos) = body.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&body[..pos]).trim(), 16).unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&body[..pos]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

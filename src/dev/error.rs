@@ -15,13 +15,19 @@ pub enum Error {
         endpoint: String,
         prefix: String,
     },
-    #[error("no deployed function `{wanted}` on stage `{stage}`; deployed: {}", list(deployed))]
+    #[error(
+        "no deployed function `{wanted}` on stage `{stage}`; deployed: {}",
+        list(deployed)
+    )]
     UnknownFunction {
         wanted: String,
         stage: String,
         deployed: Vec<String>,
     },
-    #[error("no schedule rule `{wanted}` on stage `{stage}`; deployed: {}", list(deployed))]
+    #[error(
+        "no schedule rule `{wanted}` on stage `{stage}`; deployed: {}",
+        list(deployed)
+    )]
     UnknownRule {
         wanted: String,
         stage: String,

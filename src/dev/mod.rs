@@ -17,5 +17,5 @@ pub mod runtime;
 pub mod stage;
 pub mod triggers;
 
-pub use invoke::{Invocation, Invoke, Outcome};
 pub use error::Error;
+pub use invoke::{Invocation, Invoke, Outcome};

@@ -105,6 +105,8 @@ struct Job {
     request_id: String,
     payload: Vec<u8>,
     done: oneshot::Sender<Outcome>,
+    /// Told when `/next` hands the job out: the function's timeout runs from then.
+    taken: oneshot::Sender<()>,
 }
 
 /// The invocation an instance holds between `/next` and its answer.
@@ -259,13 +261,14 @@ async fn invoke(
     function: &str,
     payload: Vec<u8>,
 ) -> Result<Invocation, InvokeError> {
-    let state = shared
-        .functions
-        .get(function)
-        .cloned()
-        .ok_or_else(|| InvokeError::UnknownFunction {
-            name: function.to_string(),
-        })?;
+    let state =
+        shared
+            .functions
+            .get(function)
+            .cloned()
+            .ok_or_else(|| InvokeError::UnknownFunction {
+                name: function.to_string(),
+            })?;
     let permit = state
         .slots
         .clone()
@@ -277,7 +280,8 @@ async fn invoke(
     }
     let request_id = request_id(shared);
     let started = Instant::now();
-    let (done, answer) = oneshot::channel();
+    let (done, mut answer) = oneshot::channel();
+    let (taken, handed) = oneshot::channel();
     let warm = lock(&state.idle).pop();
     let (instance, cold) = match warm {
         Some(i) => (i, false),
@@ -287,12 +291,28 @@ async fn invoke(
         request_id: request_id.clone(),
         payload,
         done,
+        taken,
     };
     if instance.inbox.try_send(job).is_err() {
         return Err(InvokeError::Stopped);
     }
-    let limit = state.spec.timeout + if cold { INIT_GRACE } else { Duration::ZERO };
-    let outcome = match tokio::time::timeout(limit, answer).await {
+    // A cold instance gets INIT_GRACE to reach `/next`; the function's own
+    // timeout then runs from the moment it took the event, as on Lambda.
+    let init_limit = if cold { INIT_GRACE } else { state.spec.timeout };
+    let mut early = None;
+    tokio::select! {
+        r = &mut answer => early = Some(r),
+        r = tokio::time::timeout(init_limit, handed) => {
+            if r.is_err() {
+                instance.kill();
+            }
+        }
+    }
+    let result = match early {
+        Some(r) => Ok(r),
+        None => tokio::time::timeout(state.spec.timeout, answer).await,
+    };
+    let outcome = match result {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(_)) => instance.crash_outcome(),
         Err(_) => {
@@ -342,7 +362,10 @@ fn request_id(shared: &Shared) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let h = format!("{:032x}", nanos ^ ((n as u128) << 64) ^ 0x5eed_0000_0000_0000_0000);
+    let h = format!(
+        "{:032x}",
+        nanos ^ ((n as u128) << 64) ^ 0x5eed_0000_0000_0000_0000
+    );
     format!(
         "{}-{}-4{}-a{}-{}",
         &h[0..8],
@@ -381,9 +404,15 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
             format!("http://{}/i/{id}", shared.addr),
         )
         .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
+        .env(
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_mb.to_string(),
+        )
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.name))
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", spec.name),
+        )
         .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("barkctl-dev/{id}"))
         .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .env("_HANDLER", "bootstrap")
@@ -725,6 +754,7 @@ async fn next(instance: Arc<Instance>) -> Response<Body> {
         request_id: job.request_id.clone(),
         done: job.done,
     });
+    let _ = job.taken.send(());
     let mut r = reply(StatusCode::OK, job.payload);
     let headers = r.headers_mut();
     let mut set = |k: &'static str, v: String| {

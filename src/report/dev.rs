@@ -30,8 +30,9 @@ pub fn runtime_line(e: &RuntimeEvent, prefix: &str, verbose: bool) -> Option<Str
             Stream::Stdout => format!("[{}] {line}", short(function, prefix)),
             Stream::Stderr => format!("[{}] {line}", short(function, prefix)),
         }),
-        RuntimeEvent::InstanceStarted { function, instance } => verbose
-            .then(|| format!("[{}] instance {instance} starting", short(function, prefix))),
+        RuntimeEvent::InstanceStarted { function, instance } => {
+            verbose.then(|| format!("[{}] instance {instance} starting", short(function, prefix)))
+        }
         RuntimeEvent::InstanceReady {
             function,
             instance,
