@@ -72,10 +72,9 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
         )
         .await?;
         let prefix = format!("{app}-{}-", stage.name);
-        let verbose = term.verbose > 0;
         let p = prefix.clone();
         let on_event = Arc::new(move |e: RuntimeEvent| {
-            if let Some(line) = crate::report::dev::runtime_line(&e, &p, verbose) {
+            if let Some(line) = crate::report::dev::runtime_line(&e, &p) {
                 term.info(&line);
             }
         });

@@ -84,7 +84,7 @@ pub fn run(ctx: &Ctx, args: &InvokeArgs) -> Result<i32> {
                 _ => verbose,
             };
             if show {
-                if let Some(line) = crate::report::dev::runtime_line(&e, &prefix, verbose) {
+                if let Some(line) = crate::report::dev::runtime_line(&e, &prefix) {
                     term.info(&line);
                 }
             }

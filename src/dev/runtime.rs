@@ -69,7 +69,11 @@ pub enum Stream {
 #[derive(Debug, Clone)]
 pub enum RuntimeEvent {
     /// A process started for `function` (a cold start).
-    InstanceStarted { function: String, instance: u64 },
+    InstanceStarted {
+        function: String,
+        instance: u64,
+        pid: u32,
+    },
     /// The instance asked for its first invocation: init is done.
     InstanceReady {
         function: String,
@@ -423,12 +427,13 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
     if let Some(dir) = spec.binary.parent() {
         cmd.current_dir(dir).env("LAMBDA_TASK_ROOT", dir);
     }
-    (shared.on_event)(RuntimeEvent::InstanceStarted {
-        function: spec.name.clone(),
-        instance: id,
-    });
     match cmd.spawn() {
         Ok(child) => {
+            (shared.on_event)(RuntimeEvent::InstanceStarted {
+                function: spec.name.clone(),
+                instance: id,
+                pid: child.id().unwrap_or_default(),
+            });
             let (kill_tx, kill_rx) = oneshot::channel();
             *lock(&instance.kill) = Some(kill_tx);
             watch(shared.clone(), instance.clone(), child, kill_rx);

@@ -18,8 +18,8 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
-/// One line for a runtime event; `None` for events not worth a line at this verbosity.
-pub fn runtime_line(e: &RuntimeEvent, prefix: &str, verbose: bool) -> Option<String> {
+/// One line for a runtime event.
+pub fn runtime_line(e: &RuntimeEvent, prefix: &str) -> Option<String> {
     match e {
         RuntimeEvent::Log {
             function,
@@ -28,11 +28,16 @@ pub fn runtime_line(e: &RuntimeEvent, prefix: &str, verbose: bool) -> Option<Str
             ..
         } => Some(match stream {
             Stream::Stdout => format!("[{}] {line}", short(function, prefix)),
-            Stream::Stderr => format!("[{}] {line}", short(function, prefix)),
+            Stream::Stderr => format!("[{}] stderr: {line}", short(function, prefix)),
         }),
-        RuntimeEvent::InstanceStarted { function, instance } => {
-            verbose.then(|| format!("[{}] instance {instance} starting", short(function, prefix)))
-        }
+        RuntimeEvent::InstanceStarted {
+            function,
+            instance,
+            pid,
+        } => Some(format!(
+            "[{}] instance {instance} started (pid {pid})",
+            short(function, prefix)
+        )),
         RuntimeEvent::InstanceReady {
             function,
             instance,

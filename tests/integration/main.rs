@@ -3,6 +3,7 @@
 
 mod build;
 mod deploy;
+mod dev;
 mod diff;
 mod gates;
 mod harness;

@@ -1,0 +1,336 @@
+//! `barkctl invoke` and `barkctl dev` on a moto server of their own: the
+//! deployed bundles run for real behind the local Lambda runtime.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::deploy::Emulator;
+use super::harness::{self, repo_root, Run};
+
+/// The hello example in place (its function crate is a member of this
+/// workspace); every command talks to `endpoint`.
+pub(super) struct Project {
+    pub root: PathBuf,
+    pub endpoint: String,
+}
+
+impl Project {
+    pub fn hello(endpoint: String) -> Self {
+        Project {
+            root: repo_root().join("examples").join("hello"),
+            endpoint,
+        }
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = harness::barkctl(&self.root);
+        cmd.args(args)
+            .args(["--endpoint-url", &self.endpoint])
+            .env("CI", "1")
+            .env("BARKCTL_CARGO_PROFILE", "dev")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("AWS_PROFILE")
+            .env_remove("RUST_BACKTRACE");
+        if std::env::var_os("CARGO_TARGET_DIR").is_none() {
+            cmd.env("CARGO_TARGET_DIR", repo_root().join("target"));
+        }
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("barkctl runs"))
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
+    let emu = Emulator::start();
+    let p = Project::hello(emu.url());
+    p.run(&["deploy", "--stage", "local"]).assert_ok();
+
+    let ok = p.run(&[
+        "invoke",
+        "ticker.tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"x":1}"#,
+    ]);
+    ok.assert_ok();
+    let answer = json(&ok.stdout);
+    assert_eq!(answer["received"]["x"], 1, "{answer}");
+    assert_eq!(answer["function"], "hello-local-ticker-tick");
+    // The deployed environment reaches the process.
+    assert_eq!(answer["greeting"], "hello from hello-local-ticker");
+
+    // Timeout 2 s: killed and reported as Lambda words it; the next call works.
+    let started = Instant::now();
+    let slow = p.run(&[
+        "invoke",
+        "tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"sleep":6}"#,
+    ]);
+    assert_eq!(slow.code, 3, "{slow:#?}");
+    assert!(
+        slow.stderr
+            .contains("Sandbox.Timedout: Task timed out after 2 seconds"),
+        "{}",
+        slow.stderr
+    );
+    assert!(!slow.stdout.contains("slept"), "{}", slow.stdout);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    let again = p.run(&[
+        "invoke",
+        "tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"sleep":0}"#,
+    ]);
+    again.assert_ok();
+    assert_eq!(json(&again.stdout)["slept"], 0.0);
+
+    let panic = p.run(&[
+        "invoke",
+        "tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"panic":"boom"}"#,
+    ]);
+    assert_eq!(panic.code, 3, "{panic:#?}");
+    assert!(
+        panic.stderr.contains("asked to panic: boom"),
+        "{}",
+        panic.stderr
+    );
+
+    let fail = p.run(&[
+        "invoke",
+        "tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"fail":"why"}"#,
+    ]);
+    assert_eq!(fail.code, 3, "{fail:#?}");
+    assert!(
+        fail.stderr.contains("asked to fail: why"),
+        "{}",
+        fail.stderr
+    );
+
+    // Exits before its first /next: exit 3 with what it wrote to stderr.
+    let broken = p.run(&["invoke", "ticker.broken", "--stage", "local"]);
+    assert_eq!(broken.code, 3, "{broken:#?}");
+    assert!(
+        broken.stderr.contains("Runtime.ExitError")
+            && broken.stderr.contains("EXIT_AT_INIT is set, exiting"),
+        "{}",
+        broken.stderr
+    );
+
+    let payload = p.root.join(".barkctl").join("payload-test.json");
+    harness::write(&payload, r#"{"from": "a file"}"#);
+    let from_file = p.run(&[
+        "invoke",
+        "hello-local-ticker-tick",
+        "--stage",
+        "local",
+        "--payload",
+        &format!("@{}", payload.display()),
+    ]);
+    from_file.assert_ok();
+    assert_eq!(json(&from_file.stdout)["received"]["from"], "a file");
+
+    p.run(&["invoke", "nope", "--stage", "local"])
+        .assert_invalid(&[
+            "no deployed function `nope`",
+            "ticker.tick",
+            "ticker.broken",
+        ]);
+    p.run(&[
+        "invoke",
+        "tick",
+        "--stage",
+        "local",
+        "--payload",
+        r#"{"a": x}"#,
+    ])
+    .assert_invalid(&["not valid JSON at byte offset 6"]);
+}
+
+#[test]
+fn invoke_on_a_stage_that_is_not_deployed_says_so() {
+    let emu = Emulator::start();
+    let p = Project::hello(emu.url());
+    let run = p.run(&["invoke", "tick", "--stage", "local"]);
+    assert_eq!(run.code, 3, "{run:#?}");
+    assert!(
+        run.stderr.contains("is not deployed on the emulator")
+            && run.stderr.contains("barkctl deploy --stage local"),
+        "{}",
+        run.stderr
+    );
+    let dev_stage = p.run(&["invoke", "tick", "--stage", "dev"]);
+    dev_stage.assert_invalid(&["not a local stage"]);
+}
+
+/// A running `barkctl dev` whose stderr lines are collected.
+pub(super) struct Dev {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Dev {
+    pub fn start(p: &Project, args: &[&str]) -> Dev {
+        let mut cmd = p.command(&[&["dev", "--stage", "local"], args].concat());
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("barkctl dev starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().expect("lines").push(line);
+            }
+        });
+        let dev = Dev { child, lines };
+        dev.wait_for("ready: Ctrl-C stops", Duration::from_secs(120));
+        dev
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.lock().expect("lines").join("\n")
+    }
+
+    /// Wait until a line contains `needle`; the whole output on failure.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .expect("lines")
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return l.clone();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "no line with {needle:?} within {limit:?}:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Pids of every instance process this dev started (`started (pid N)` lines).
+    pub fn instance_pids(&self) -> Vec<u32> {
+        self.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .filter_map(|l| l.split("started (pid ").nth(1))
+            .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
+            .collect()
+    }
+
+    /// SIGINT, as Ctrl-C; the exit code.
+    pub fn interrupt(mut self) -> (i32, Vec<u32>, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let started = Instant::now();
+        let code = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // The reader thread may still be draining the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        (code, self.instance_pids(), self.text())
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(super) fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+#[test]
+fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
+    let emu = Emulator::start();
+    let p = Project::hello(emu.url());
+    // Not deployed yet: dev deploys the stage first, as deploy would.
+    let dev = Dev::start(&p, &[]);
+    assert!(
+        dev.text()
+            .contains("is not deployed on the emulator: deploying it first"),
+        "{}",
+        dev.text()
+    );
+    // Through the running dev: the same instance answers twice (warm).
+    for n in 1..=2 {
+        let run = p.run(&[
+            "invoke",
+            "tick",
+            "--stage",
+            "local",
+            "--payload",
+            &format!(r#"{{"n":{n}}}"#),
+        ]);
+        run.assert_ok();
+        assert_eq!(json(&run.stdout)["received"]["n"], n);
+    }
+    let started: Vec<String> = dev
+        .text()
+        .lines()
+        .filter(|l| l.contains("[ticker-tick] instance") && l.contains("started"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(started.len(), 1, "one cold start, then warm: {started:?}");
+    dev.wait_for("[ticker-tick] REPORT RequestId", Duration::from_secs(5));
+
+    let (code, pids, text) = dev.interrupt();
+    assert_eq!(code, 0, "{text}");
+    assert!(!pids.is_empty(), "{text}");
+    for pid in pids {
+        assert!(
+            !alive(pid),
+            "instance pid {pid} still runs after Ctrl-C:\n{text}"
+        );
+    }
+    assert!(
+        !p.root.join(".barkctl/dev/local.json").exists(),
+        "the dev record is removed on exit"
+    );
+}
