@@ -1,0 +1,156 @@
+//! `cargo bench --bench dev_runtime`: the local Lambda runtime of `barkctl dev`.
+//! Prints figures, asserts nothing about speed.
+//!
+//! - warm invoke latency of a trivial function (hello-tick) through the Runtime
+//!   API: 1,000 sequential calls, p50 / p99 / max;
+//! - cold start of each handler binary found under target/{release,debug}: from
+//!   process start to its first `/invocation/next`, median of 5.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use barkctl::dev::runtime::{FunctionSpec, Runtime, RuntimeEvent};
+use barkctl::dev::Invoke;
+
+const HANDLERS: &[&str] = &[
+    "hello-tick",
+    "realtime-connect",
+    "realtime-disconnect",
+    "realtime-message",
+    "realtime-broadcast",
+    "stream-processor",
+    "db-healthcheck",
+    "jobs-migration",
+    "jobs-property-archival",
+    "jobs-property-deletion",
+];
+
+fn binary(name: &str) -> Option<(PathBuf, &'static str)> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    ["release", "debug"]
+        .into_iter()
+        .map(|p| (target.join(p).join(name), p))
+        .find(|(b, _)| b.is_file())
+}
+
+/// What the handlers read at init; values only need to parse.
+fn environment() -> BTreeMap<String, String> {
+    [
+        ("PATH", "/usr/bin:/bin"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("CONNECTIONS_TABLE", "connections"),
+        ("METRICS_TABLE", "metrics"),
+        ("WEBSOCKET_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local"),
+        ("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt"),
+        ("JWT_ALGORITHM", "HS256"),
+        ("DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"),
+        ("DB_HOST", "127.0.0.1"),
+        ("DB_PORT", "9"),
+        ("DB_NAME", "bench"),
+        ("STAGE", "bench"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn spec(name: &str, binary: PathBuf) -> FunctionSpec {
+    FunctionSpec {
+        name: name.to_string(),
+        arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+        binary,
+        environment: environment(),
+        timeout: Duration::from_secs(10),
+        memory_mb: 512,
+        concurrency: 1,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "load: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    let Some((tick, profile)) = binary("hello-tick") else {
+        eprintln!("hello-tick is not built: run `cargo build --workspace` first");
+        std::process::exit(1);
+    };
+    // Warm latency.
+    let runtime = Runtime::start(vec![spec("tick", tick)], 0, Arc::new(|_| {}))
+        .await
+        .expect("runtime");
+    let _ = runtime.invoke("tick", b"{}".to_vec()).await;
+    let mut times = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let t = Instant::now();
+        let inv = runtime.invoke("tick", b"{\"n\":1}".to_vec()).await.expect("invoke");
+        times.push(t.elapsed());
+        assert!(inv.outcome.error().is_none(), "{:?}", inv.outcome);
+    }
+    runtime.shutdown().await;
+    times.sort();
+    println!(
+        "warm invoke, hello-tick ({profile} build), 1000 sequential calls: p50 {} p99 {} max {}",
+        ms(percentile(&times, 0.50)),
+        ms(percentile(&times, 0.99)),
+        ms(times[times.len() - 1])
+    );
+
+    // Cold starts: process start to first /next.
+    for name in HANDLERS {
+        let Some((bin, profile)) = binary(name) else {
+            println!("cold start {name}: not built");
+            continue;
+        };
+        let mut inits = Vec::new();
+        let mut failure = None;
+        for _ in 0..5 {
+            let seen: Arc<Mutex<Option<Duration>>> = Arc::new(Mutex::new(None));
+            let s = seen.clone();
+            let on_event = Arc::new(move |e: RuntimeEvent| {
+                if let RuntimeEvent::InstanceReady { init, .. } = e {
+                    *s.lock().expect("lock") = Some(init);
+                }
+            });
+            let rt = Runtime::start(vec![spec(name, bin.clone())], 0, on_event)
+                .await
+                .expect("runtime");
+            // A cheap event; handlers may answer with an error, only init counts.
+            let inv = rt.invoke(name, b"{}".to_vec()).await.expect("invoke");
+            rt.shutdown().await;
+            match *seen.lock().expect("lock") {
+                Some(d) => inits.push(d),
+                None => failure = inv.outcome.error().map(|(t, m)| format!("{t}: {m}")),
+            }
+        }
+        inits.sort();
+        let size = std::fs::metadata(&bin).map_or(0, |m| m.len());
+        match inits.get(inits.len() / 2) {
+            Some(median) => println!(
+                "cold start {name} ({profile}, {:.1} MB): median {} min {} of {}",
+                size as f64 / 1e6,
+                ms(*median),
+                ms(inits[0]),
+                inits.len()
+            ),
+            None => println!("cold start {name}: never reached /next: {failure:?}"),
+        }
+    }
+}
