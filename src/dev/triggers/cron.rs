@@ -247,7 +247,12 @@ fn reject_special(d: &Domain, s: &str) -> Result<(), CronError> {
     if s == "?" {
         return Err(d.err(s, "`?` is only allowed in day-of-month or day-of-week"));
     }
-    if let Some(c) = s.chars().find(|c| matches!(c, 'L' | 'W' | '#' | 'l' | 'w')) {
+    // Month names hold `L` (`JUL`): there a bad token fails as an unknown name.
+    let special = |c: &char| matches!(c, 'L' | 'W' | '#' | 'l' | 'w');
+    if let Some(c) = s
+        .chars()
+        .find(|c| d.names.is_empty() && special(c) || *c == '#')
+    {
         return Err(d.err(s, format!("`{c}` is not allowed in this field")));
     }
     Ok(())

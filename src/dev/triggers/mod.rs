@@ -26,3 +26,6 @@ pub use stream::{run_mapping, run_mapping_with, run_mappings, PollerOptions};
 pub use stream_batch::Batcher;
 pub use stream_delivery::{deliver, DeliveryConfig, DeliveryReport, UNLIMITED_RETRIES_CAP};
 pub use stream_record::{batch_event, StreamRecord};
+
+#[cfg(test)]
+mod schedule_tests;
