@@ -30,6 +30,8 @@ pub use stream_record::{batch_event, StreamRecord};
 #[cfg(test)]
 mod schedule_tests;
 #[cfg(test)]
+mod scheduler_tests;
+#[cfg(test)]
 mod stream_delivery_tests;
 #[cfg(test)]
 mod test_support;

@@ -196,7 +196,18 @@ pub async fn run_schedules(
     on_event: EventSink,
     shutdown: watch::Receiver<bool>,
 ) {
-    let start = Utc::now();
+    run_schedules_from(Utc::now(), rules, region, invoker, on_event, shutdown).await;
+}
+
+/// [`run_schedules`] with rates counted from `start`.
+pub(crate) async fn run_schedules_from(
+    start: DateTime<Utc>,
+    rules: Vec<ScheduleRule>,
+    region: String,
+    invoker: Arc<dyn Invoke>,
+    on_event: EventSink,
+    shutdown: watch::Receiver<bool>,
+) {
     let region: Arc<str> = region.into();
     let mut loops = Vec::new();
     for rule in rules {
