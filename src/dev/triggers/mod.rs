@@ -34,4 +34,6 @@ mod scheduler_tests;
 #[cfg(test)]
 mod stream_delivery_tests;
 #[cfg(test)]
+mod stream_moto_tests;
+#[cfg(test)]
 mod test_support;
