@@ -191,7 +191,7 @@ impl Domain {
             while k <= len {
                 let v = self.min + (start - self.min + k) % span;
                 out.push(v);
-                k += step;
+                k = k.saturating_add(step);
             }
         }
         Ok(out)

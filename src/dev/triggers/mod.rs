@@ -22,7 +22,7 @@ pub use schedule::{scheduled_event, Schedule, ScheduleError};
 pub use scheduler::{
     describe_next, describe_next_at, fire_at, fire_now, run_schedules, TargetFire,
 };
-pub use stream::{run_mapping, run_mapping_with, run_mappings, PollerOptions};
+pub use stream::{describe_mapping, run_mapping, run_mapping_with, run_mappings, PollerOptions};
 pub use stream_batch::Batcher;
 pub use stream_delivery::{deliver, DeliveryConfig, DeliveryReport, UNLIMITED_RETRIES_CAP};
 pub use stream_record::{batch_event, StreamRecord};

@@ -201,6 +201,18 @@ fn nearest_weekday() {
 }
 
 #[test]
+fn huge_steps_do_not_overflow() {
+    assert_eq!(
+        nexts("cron(0/4294967295 * * * ? *)", "2026-12-02T13:07:00Z", 2),
+        ["2026-12-02T14:00Z", "2026-12-02T15:00Z"]
+    );
+    assert_eq!(
+        field_error("cron(0/4294967296 * * * ? *)"),
+        CronField::Minutes
+    );
+}
+
+#[test]
 fn months_by_name_and_lists() {
     assert_eq!(
         nexts("cron(30 6 1 JAN,JUL ? *)", "2026-12-02T13:00:00Z", 2),

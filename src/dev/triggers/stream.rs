@@ -199,8 +199,15 @@ impl Poller {
             Err(e) => {
                 // Reopen after what was read, next time.
                 self.shards[i].iterator = None;
-                if e.code() == Some("ExpiredIteratorException") {
-                    return Ok(());
+                match e.code() {
+                    Some("ExpiredIteratorException") => return Ok(()),
+                    // What was after `read_pos` is gone: go on from the oldest
+                    // record left (the lost ones cannot be delivered anyway).
+                    Some("TrimmedDataAccessException") => {
+                        self.shards[i].read_pos = None;
+                        self.shards[i].initial = ShardIteratorType::TrimHorizon;
+                    }
+                    _ => {}
                 }
                 return Err(format!(
                     "GetRecords {}: {}",
@@ -384,6 +391,37 @@ pub async fn run_mapping_with(
     .await;
 }
 
+/// A startup line for `mapping`: what it reads, what it invokes, how.
+pub fn describe_mapping(m: &StreamMapping) -> String {
+    let table = m
+        .stream_arn
+        .split(":table/")
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .unwrap_or(&m.stream_arn);
+    if !m.enabled {
+        return format!("{table} stream -> {}: disabled", m.function_name);
+    }
+    let retries = m
+        .max_retries
+        .map_or_else(|| "until expiry".to_string(), |r| r.to_string());
+    let mut line = format!(
+        "{table} stream -> {} (from {}, batch {}, window {}s, retries {retries}",
+        m.function_name,
+        m.starting_position,
+        m.batch_size,
+        m.batching_window.as_secs_f64()
+    );
+    if m.bisect_on_error {
+        line.push_str(", bisect on error");
+    }
+    if m.report_batch_item_failures {
+        line.push_str(", partial batch responses");
+    }
+    line.push(')');
+    line
+}
+
 /// Run every enabled mapping of `mappings` concurrently until shutdown.
 pub async fn run_mappings(
     mappings: Vec<StreamMapping>,
@@ -404,4 +442,32 @@ pub async fn run_mappings(
         )
     });
     futures::future::join_all(runs).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn startup_line() {
+        let mut m = StreamMapping {
+            uuid: "u".into(),
+            function_name: "fn-stream".into(),
+            stream_arn: "arn:aws:dynamodb:us-east-1:123456789012:table/orders/stream/2026-12-02T00:00:00.000"
+                .into(),
+            batch_size: 100,
+            batching_window: Duration::from_millis(1500),
+            max_retries: None,
+            bisect_on_error: true,
+            report_batch_item_failures: true,
+            enabled: true,
+            starting_position: "LATEST".into(),
+        };
+        assert_eq!(
+            describe_mapping(&m),
+            "orders stream -> fn-stream (from LATEST, batch 100, window 1.5s, retries until expiry, bisect on error, partial batch responses)"
+        );
+        m.enabled = false;
+        assert_eq!(describe_mapping(&m), "orders stream -> fn-stream: disabled");
+    }
 }

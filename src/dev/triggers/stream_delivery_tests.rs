@@ -335,3 +335,26 @@ async fn shutdown_interrupts_retries() {
     assert!(!report.completed);
     assert_eq!(report.invocations, 1);
 }
+
+#[tokio::test]
+async fn partial_failure_with_bisect_splits_the_rest() {
+    // 107 always fails; the function reports it as the only failed item.
+    let inv = FakeInvoker::new(|_, _, p| {
+        Ok(if seqs_of(p).iter().any(|s| s == "107") {
+            item_failures(&["107"])
+        } else {
+            item_failures(&[])
+        })
+    });
+    let (report, _) = run(&records(8), &cfg(Some(0), true, true), &inv).await;
+    assert_eq!(
+        inv.batches(),
+        vec![
+            strs(&["101", "102", "103", "104", "105", "106", "107", "108"]),
+            // Checkpointed before 107: the rest is split.
+            strs(&["107"]),
+            strs(&["108"]),
+        ]
+    );
+    assert_eq!(report.dropped, 1);
+}
