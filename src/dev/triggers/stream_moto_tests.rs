@@ -133,10 +133,7 @@ async fn wait_for_records(inv: &FakeInvoker, n: usize) -> Vec<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polls_a_moto_stream_into_lambda_events() {
-    let moto = start_moto().await;
-    let ddb = dynamodb(&moto.url);
+async fn create_table(ddb: &aws_sdk_dynamodb::Client) -> String {
     let created = ddb
         .create_table()
         .table_name("orders")
@@ -165,11 +162,18 @@ async fn polls_a_moto_stream_into_lambda_events() {
         .send()
         .await
         .expect("CreateTable");
-    let stream_arn = created
+    created
         .table_description()
         .and_then(|t| t.latest_stream_arn())
         .expect("the table has a stream")
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_a_moto_stream_into_lambda_events() {
+    let moto = start_moto().await;
+    let ddb = dynamodb(&moto.url);
+    let stream_arn = create_table(&ddb).await;
     for i in 1..=3 {
         ddb.put_item()
             .table_name("orders")
@@ -281,4 +285,81 @@ async fn polls_a_moto_stream_into_lambda_events() {
         .calls()
         .iter()
         .all(|(f, _)| f == "barkbase-local-orders-stream"));
+}
+
+async fn put(ddb: &aws_sdk_dynamodb::Client, pk: &str) {
+    ddb.put_item()
+        .table_name("orders")
+        .item("pk", AttributeValue::S(pk.into()))
+        .send()
+        .await
+        .expect("PutItem");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_starts_at_the_end_and_batches_by_size_then_window() {
+    let moto = start_moto().await;
+    let ddb = dynamodb(&moto.url);
+    let stream_arn = create_table(&ddb).await;
+    put(&ddb, "before-1").await;
+    put(&ddb, "before-2").await;
+    let mapping = StreamMapping {
+        uuid: "mapping-2".into(),
+        function_name: "fn".into(),
+        stream_arn,
+        batch_size: 2,
+        batching_window: Duration::from_secs(1),
+        max_retries: Some(0),
+        bisect_on_error: false,
+        report_batch_item_failures: false,
+        enabled: true,
+        starting_position: "LATEST".into(),
+    };
+    let inv = FakeInvoker::ok();
+    let (sink, events) = recorder();
+    let (tx, rx) = watch::channel(false);
+    let options = PollerOptions {
+        poll_interval: Duration::from_millis(50),
+        ..PollerOptions::default()
+    };
+    let poller = tokio::spawn(run_mapping_with(
+        mapping,
+        streams(&moto.url),
+        REGION.into(),
+        inv.clone(),
+        sink,
+        options,
+        rx,
+    ));
+    // Let the poller open the shard at LATEST.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let started = Instant::now();
+    for pk in ["after-1", "after-2", "after-3"] {
+        put(&ddb, pk).await;
+    }
+    let seen = wait_for_records(&inv, 3).await;
+    let waited = started.elapsed();
+    let _ = tx.send(true);
+    tokio::time::timeout(Duration::from_secs(5), poller)
+        .await
+        .expect("the poller stops at shutdown")
+        .expect("no panic");
+    let pks: Vec<&str> = seen
+        .iter()
+        .filter_map(|r| r["dynamodb"]["Keys"]["pk"]["S"].as_str())
+        .collect();
+    assert_eq!(
+        pks,
+        ["after-1", "after-2", "after-3"],
+        "{:?}",
+        events.lock().map(|e| e.clone()).unwrap_or_default()
+    );
+    let sizes: Vec<usize> = inv
+        .calls()
+        .iter()
+        .map(|(_, p)| p["Records"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [2, 1]);
+    // The third record waited for its batching window.
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
 }
