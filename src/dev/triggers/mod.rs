@@ -3,8 +3,13 @@
 //! [`run_schedules`] fires the stage's schedule rules at their UTC instants
 //! ([`fire_now`] fires one on demand); [`run_mapping`] / [`run_mappings`] poll
 //! the streams of event source mappings and invoke their functions with batches.
-//! Both report through an [`EventSink`] and stop when their shutdown watch turns
-//! true.
+//! Both report through an [`EventSink`] (they never print) and stop when their
+//! shutdown watch turns true or its sender is dropped. [`describe_next`] and
+//! [`describe_mapping`] give a startup line per rule and mapping.
+//!
+//! Files: [`cron`] and [`schedule`] read expressions, [`scheduler`] runs rules;
+//! [`stream`] polls, [`stream_batch`] batches, [`stream_delivery`] retries,
+//! bisects and drops, [`stream_record`] and [`dynamo_json`] build the event.
 
 pub mod cron;
 pub mod dynamo_json;
