@@ -15,6 +15,7 @@
 
 mod endpoint;
 mod error;
+pub mod postgres;
 mod process;
 mod state;
 mod venv;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use endpoint::Endpoint;
 pub use error::Error;
+pub use postgres::{PgEvent, PgServer, PgStatus};
 
 /// The pinned moto version; `.ci/requirements.txt` pins the same one.
 pub const MOTO_VERSION: &str = "5.2.5";
