@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use super::Ctx;
 use crate::cli::{LocalArgs, LocalCommand};
 use crate::error::exit;
+use crate::local::postgres::NoTls;
 use crate::local::{self, Down, Endpoint, Event, PgEvent, PgServer, PgStatus, Status};
 use crate::report::Term;
 use crate::{project, Result};
@@ -74,8 +75,7 @@ pub fn run(ctx: &Ctx, args: &LocalArgs) -> Result<i32> {
 
 /// Start (or reuse) the project's PostgreSQL server, reporting on stderr.
 fn postgres_up(term: Term, root: &Path) -> Result<()> {
-    let on_event = |e: PgEvent| {
-        match e {
+    let on_event = |e: PgEvent| match e {
         PgEvent::Installing(venv) => term.info(&format!(
             "postgres: installing `{}` into `{}` (no PostgreSQL binaries found; takes a minute)",
             local::postgres::PG_WHEEL,
@@ -85,17 +85,18 @@ fn postgres_up(term: Term, root: &Path) -> Result<()> {
             "postgres: creating the cluster in `{}`",
             relative(root, &data)
         )),
-        PgEvent::Starting { port } => {
-            term.info(&format!("postgres: starting on 127.0.0.1:{port}"))
-        }
-        PgEvent::NoTls => term.info(
-            "postgres: `openssl` not found, starting without TLS (set `DB_SSLMODE=disable` for the functions)",
-        ),
+        PgEvent::Starting { port } => term.info(&format!("postgres: starting on 127.0.0.1:{port}")),
+        PgEvent::NoTls(why) => term.info(&format!(
+            "postgres: {}, starting without TLS (set `DB_SSLMODE=disable` for the functions)",
+            match why {
+                NoTls::NoOpenssl => "`openssl` not found",
+                NoTls::BuildWithoutSsl => "these PostgreSQL binaries have no SSL support",
+            }
+        )),
         PgEvent::StalePidFile(pid) => term.info(&format!(
             "postgres: removed a stale pid file (process {pid} is gone)"
         )),
         PgEvent::UsingBinaries(_) => {}
-    }
     };
     let (server, started) = local::postgres::up(root, &on_event)?;
     if !started {

