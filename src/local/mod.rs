@@ -12,6 +12,9 @@
 //! launcher path, so that `down` never signals a process that is not ours),
 //! `moto.log` (the server's output) and `moto_ext.py` (the launcher, rewritten
 //! at every start so that it always matches this binary).
+//!
+//! Local stages also get a PostgreSQL server, managed the same way under
+//! `<project>/.barkctl/local/postgres/`: see [`postgres`].
 
 mod endpoint;
 mod error;
