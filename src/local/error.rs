@@ -71,13 +71,38 @@ pub enum Error {
 
     #[error("cannot stop the moto server (pid {pid}): {detail}")]
     Stop { pid: u32, detail: String },
+
+    #[error("no PostgreSQL server binaries: {detail}")]
+    PgBinaries { detail: String },
+
+    #[error("barkctl runs as root, and PostgreSQL refuses root; but there is neither a `postgres` nor a `nobody` OS user to run it as")]
+    PgNoUser,
+
+    #[error("local PostgreSQL: `{step}` failed ({status}); see `{}`{}", log.display(), indent(tail))]
+    PgCommand {
+        step: String,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+
+    #[error("cannot stop the PostgreSQL server (pid {pid}): {detail}")]
+    PgStop { pid: u32, detail: String },
+
+    #[error("local PostgreSQL: cannot {action}: {detail}")]
+    PgQuery { action: String, detail: String },
+
+    #[error("`{name}` cannot be a PostgreSQL name: it must be 1 to 63 bytes without NUL")]
+    PgBadName { name: String },
 }
 
 impl Error {
     /// The process exit code for this error (see README "Exit codes").
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::NotLocalEndpoint { .. } | Error::BadPort { .. } => exit::INVALID_INPUT,
+            Error::NotLocalEndpoint { .. } | Error::BadPort { .. } | Error::PgBadName { .. } => {
+                exit::INVALID_INPUT
+            }
             _ => exit::DEPLOY_FAILED,
         }
     }
@@ -96,6 +121,10 @@ impl Error {
                 "barkctl needs `python3` with the venv module and access to PyPI; or set `{}` to a venv that has `moto[server]=={}`",
                 super::ENV_TOOLS_VENV,
                 super::MOTO_VERSION
+            )),
+            Error::PgBinaries { .. } => Some(format!(
+                "install PostgreSQL (Debian: `apt-get install postgresql`), or set `{}` to a folder with initdb, pg_ctl and postgres",
+                super::postgres::ENV_PG_BIN
             )),
             _ => None,
         }

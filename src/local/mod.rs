@@ -12,9 +12,13 @@
 //! launcher path, so that `down` never signals a process that is not ours),
 //! `moto.log` (the server's output) and `moto_ext.py` (the launcher, rewritten
 //! at every start so that it always matches this binary).
+//!
+//! Local stages also get a PostgreSQL server, managed the same way under
+//! `<project>/.barkctl/local/postgres/`: see [`postgres`].
 
 mod endpoint;
 mod error;
+pub mod postgres;
 mod process;
 mod state;
 mod venv;
@@ -24,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub use endpoint::Endpoint;
 pub use error::Error;
+pub use postgres::{PgEvent, PgServer, PgStatus};
 
 /// The pinned moto version; `.ci/requirements.txt` pins the same one.
 pub const MOTO_VERSION: &str = "5.2.5";
