@@ -48,9 +48,15 @@ fn environment() -> BTreeMap<String, String> {
         ("CONNECTIONS_TABLE", "connections"),
         ("METRICS_TABLE", "metrics"),
         ("WEBSOCKET_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local"),
-        ("JWT_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt"),
+        (
+            "JWT_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt",
+        ),
         ("JWT_ALGORITHM", "HS256"),
-        ("DB_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:db"),
+        (
+            "DB_SECRET_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:db",
+        ),
         ("DB_HOST", "127.0.0.1"),
         ("DB_PORT", "9"),
         ("DB_NAME", "bench"),
@@ -86,7 +92,9 @@ fn ms(d: Duration) -> String {
 async fn main() {
     println!(
         "load: {}",
-        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
     let Some((tick, profile)) = binary("hello-tick") else {
         eprintln!("hello-tick is not built: run `cargo build --workspace` first");
@@ -100,7 +108,10 @@ async fn main() {
     let mut times = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let t = Instant::now();
-        let inv = runtime.invoke("tick", b"{\"n\":1}".to_vec()).await.expect("invoke");
+        let inv = runtime
+            .invoke("tick", b"{\"n\":1}".to_vec())
+            .await
+            .expect("invoke");
         times.push(t.elapsed());
         assert!(inv.outcome.error().is_none(), "{:?}", inv.outcome);
     }

@@ -11,8 +11,8 @@ use super::Ctx;
 use crate::cli::{DeployArgs, DevArgs, ProgressMode};
 use crate::dev::deployed::DeployedStage;
 use crate::dev::runtime::{Runtime, RuntimeEvent};
-use crate::dev::stage::{LocalGateway, Rewrites};
-use crate::dev::{self, engine};
+use crate::dev::stage::{LocalDatabase, LocalGateway, Rewrites};
+use crate::dev::{self, engine, triggers, Invoke};
 use crate::error::exit;
 use crate::{aws, Result};
 
@@ -83,6 +83,38 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
                 .await
                 .map_err(dev::Error::from)?,
         );
+        for name in &args.fire {
+            if !deployed.rules.iter().any(|r| &r.name == name) {
+                return Err(dev::Error::UnknownRule {
+                    wanted: name.clone(),
+                    stage: stage.name.clone(),
+                    deployed: deployed.rules.iter().map(|r| r.name.clone()).collect(),
+                }
+                .into());
+            }
+        }
+        let invoker: Arc<dyn Invoke> = runtime.clone();
+        let p = prefix.clone();
+        let sink: triggers::EventSink = Arc::new(move |e| {
+            term.info(&crate::report::dev::trigger_line(&e, &p));
+        });
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(triggers::run_schedules(
+            deployed.rules.clone(),
+            deployed.region.clone(),
+            invoker.clone(),
+            sink.clone(),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(triggers::run_mappings(
+            deployed.mappings.clone(),
+            aws_sdk_dynamodbstreams::Client::new(&sdk),
+            deployed.region.clone(),
+            invoker.clone(),
+            sink.clone(),
+            stopped.clone(),
+        )));
         let record = engine::DevRecord {
             pid: std::process::id(),
             stage: stage.name.clone(),
@@ -98,34 +130,30 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
         ));
         announce(&term, &deployed);
         term.info("ready: Ctrl-C stops");
+        for name in &args.fire {
+            if let Some(rule) = deployed.rules.iter().find(|r| &r.name == name) {
+                triggers::fire_now(rule, &deployed.region, invoker.as_ref(), &sink).await;
+            }
+        }
         wait_for_stop().await;
         term.info("stopping");
-        engine::remove_record(&root, &stage.name);
-        if let Ok(rt) = Arc::try_unwrap(runtime) {
-            rt.shutdown().await;
+        let _ = stop.send(true);
+        for t in tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
         }
+        drop(invoker);
+        engine::remove_record(&root, &stage.name);
+        runtime.shutdown().await;
         Ok(exit::OK)
     })?
 }
 
 fn announce(term: &crate::report::Term, deployed: &DeployedStage) {
     for m in &deployed.mappings {
-        term.info(&format!(
-            "stream: {} -> {} (batch {}, window {} s{})",
-            m.stream_arn,
-            m.function_name,
-            m.batch_size,
-            m.batching_window.as_secs(),
-            if m.enabled { "" } else { ", disabled" }
-        ));
+        term.info(&format!("stream: {}", triggers::describe_mapping(m)));
     }
     for r in &deployed.rules {
-        term.info(&format!(
-            "schedule: {} {} {}",
-            r.name,
-            r.schedule_expression,
-            if r.enabled { "ENABLED" } else { "DISABLED" }
-        ));
+        term.info(&format!("schedule: {}", triggers::describe_next(r)));
     }
 }
 
@@ -158,16 +186,67 @@ fn default_deploy() -> DeployArgs {
 }
 
 /// The endpoint rewrites for the stage: the local PostgreSQL server behind each
-/// RDS instance (started and given the secret's user and database), and the
+/// RDS instance (started when needed, given the database and the user of the
+/// instance's secret as the emulator's Secrets Manager holds them), and the
 /// gateways `dev` serves.
 pub(crate) async fn local_rewrites(
-    _root: &std::path::Path,
-    _sdk: &aws_config::SdkConfig,
-    _deployed: &DeployedStage,
+    root: &std::path::Path,
+    sdk: &aws_config::SdkConfig,
+    deployed: &DeployedStage,
     gateways: Vec<LocalGateway>,
 ) -> std::result::Result<Rewrites, dev::Error> {
+    let mut databases = Vec::new();
+    for db in &deployed.databases {
+        let root = root.to_path_buf();
+        let (server, _) =
+            tokio::task::spawn_blocking(move || crate::local::postgres::up(&root, &|_| {}))
+                .await
+                .map_err(|e| dev::Error::Database(e.to_string()))?
+                .map_err(|e| dev::Error::Database(e.to_string()))?;
+        if let Some(secret) = &db.secret_arn {
+            let (user, password) = credentials(sdk, secret).await?;
+            let name = db.db_name.clone().unwrap_or_else(|| user.clone());
+            crate::local::postgres::ensure_database(&server, &name, &user, &password)
+                .await
+                .map_err(|e| dev::Error::Database(e.to_string()))?;
+        }
+        databases.push(LocalDatabase {
+            address: db.address.clone(),
+            port: db.port,
+            local_port: server.port,
+            tls: server.tls,
+        });
+    }
     Ok(Rewrites {
-        databases: Vec::new(),
+        databases,
         gateways,
     })
+}
+
+/// `username` and `password` of a database secret on the emulator.
+async fn credentials(
+    sdk: &aws_config::SdkConfig,
+    secret: &str,
+) -> std::result::Result<(String, String), dev::Error> {
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let value = sm
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|e| {
+            dev::Error::Database(format!(
+                "cannot read the secret `{secret}`: {}",
+                crate::aws::describe_error(&e)
+            ))
+        })?;
+    let v: serde_json::Value =
+        serde_json::from_str(value.secret_string().unwrap_or_default()).unwrap_or_default();
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    match (text("username"), text("password")) {
+        (Some(u), Some(p)) => Ok((u, p)),
+        _ => Err(dev::Error::Database(format!(
+            "the secret `{secret}` has no `username` and `password`"
+        ))),
+    }
 }

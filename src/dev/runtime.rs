@@ -231,7 +231,7 @@ impl Runtime {
     }
 
     /// Kill every instance and stop listening. Pending invocations end as crashed.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         *lock(&self.shared.stopping) = true;
         let instances: Vec<Arc<Instance>> =
             lock(&self.shared.instances).values().cloned().collect();

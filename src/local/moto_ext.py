@@ -687,6 +687,22 @@ def _db_instance_create(cls, resource_name, cloudformation_json, account_id, reg
 
 DBInstance.create_from_cloudformation_json = classmethod(_db_instance_create)
 
+# --- DynamoDB streams are left for barkctl dev ---------------------------------
+#
+# moto hands a table's stream records to the Lambda functions of its event source
+# mappings itself (through Docker) and then empties the shard, whatever that
+# delivery did. Without Docker the records are simply lost, and `barkctl dev`,
+# which polls the stream as Lambda's pollers would, never sees them. Delivery
+# is its job: moto keeps the records in the shard, readable by GetRecords.
+from moto.awslambda.models import LambdaBackend  # noqa: E402
+
+
+def _keep_stream_records(self, function_arn, items, source):
+    return None
+
+
+LambdaBackend.send_dynamodb_items = _keep_stream_records
+
 SUPPORTED_TYPES = sorted(
     cls.cloudformation_type()
     for cls in CloudFormationModel.__subclasses__()

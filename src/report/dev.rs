@@ -75,3 +75,60 @@ pub fn runtime_line(e: &RuntimeEvent, prefix: &str) -> Option<String> {
         }),
     }
 }
+
+/// One line for a trigger event.
+pub fn trigger_line(e: &crate::dev::triggers::TriggerEvent, prefix: &str) -> String {
+    use crate::dev::triggers::TriggerEvent as T;
+    match e {
+        T::Fired {
+            rule,
+            function,
+            scheduled_time,
+            outcome,
+            duration,
+            ..
+        } => format!(
+            "schedule {rule} fired {} for {}: {outcome} in {}",
+            short(function, prefix),
+            scheduled_time.to_rfc3339(),
+            ms(*duration)
+        ),
+        T::Skipped { rule, reason } => format!("schedule {rule}: {reason}"),
+        T::Invalid { rule, reason } => format!("schedule {rule}: invalid: {reason}"),
+        T::Batch {
+            function,
+            records,
+            first_seq,
+            last_seq,
+            attempt,
+            outcome,
+            duration,
+            ..
+        } => format!(
+            "stream -> {}: batch of {records} record(s) {first_seq}..{last_seq}, attempt {attempt}: {outcome} in {}",
+            short(function, prefix),
+            ms(*duration)
+        ),
+        T::Retried {
+            records, attempt, ..
+        } => format!("stream: retrying {records} record(s), attempt {attempt}"),
+        T::Bisected { left, right, .. } => {
+            format!("stream: bisecting the failed batch into {left} + {right}")
+        }
+        T::PartialFailure { failed, .. } => format!(
+            "stream: the function reported {} failed item(s): {}",
+            failed.len(),
+            failed.join(", ")
+        ),
+        T::BatchDropped {
+            mapping,
+            first_seq,
+            last_seq,
+            records,
+            reason,
+        } => format!(
+            "stream {mapping}: DROPPED {records} record(s) {first_seq}..{last_seq} after the last retry: {reason}"
+        ),
+        T::StreamError { mapping, message } => format!("stream {mapping}: {message}"),
+    }
+}
