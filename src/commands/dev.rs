@@ -99,22 +99,23 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
             term.info(&crate::report::dev::trigger_line(&e, &p));
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(triggers::run_schedules(
-            deployed.rules.clone(),
-            deployed.region.clone(),
-            invoker.clone(),
-            sink.clone(),
-            stopped.clone(),
-        )));
-        tasks.push(tokio::spawn(triggers::run_mappings(
-            deployed.mappings.clone(),
-            aws_sdk_dynamodbstreams::Client::new(&sdk),
-            deployed.region.clone(),
-            invoker.clone(),
-            sink.clone(),
-            stopped.clone(),
-        )));
+        let tasks = vec![
+            tokio::spawn(triggers::run_schedules(
+                deployed.rules.clone(),
+                deployed.region.clone(),
+                invoker.clone(),
+                sink.clone(),
+                stopped.clone(),
+            )),
+            tokio::spawn(triggers::run_mappings(
+                deployed.mappings.clone(),
+                aws_sdk_dynamodbstreams::Client::new(&sdk),
+                deployed.region.clone(),
+                invoker.clone(),
+                sink.clone(),
+                stopped.clone(),
+            )),
+        ];
         let record = engine::DevRecord {
             pid: std::process::id(),
             stage: stage.name.clone(),
