@@ -146,7 +146,8 @@ async fn main() {
             // A cheap event; handlers may answer with an error, only init counts.
             let inv = rt.invoke(name, b"{}".to_vec()).await.expect("invoke");
             rt.shutdown().await;
-            match *seen.lock().expect("lock") {
+            let init = *seen.lock().expect("lock");
+            match init {
                 Some(d) => inits.push(d),
                 None => failure = inv.outcome.error().map(|(t, m)| format!("{t}: {m}")),
             }
