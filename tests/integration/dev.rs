@@ -320,6 +320,15 @@ fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
     assert_eq!(started.len(), 1, "one cold start, then warm: {started:?}");
     dev.wait_for("[ticker-tick] REPORT RequestId", Duration::from_secs(5));
 
+    // The ENABLED rate(1 minute) rule fires a minute after dev started, with
+    // EventBridge's scheduled event (the function logs its `time`).
+    let fired = dev.wait_for("fired ticker-tick", Duration::from_secs(80));
+    assert!(fired.contains(": ok in"), "{fired}");
+    dev.wait_for(
+        "[ticker-tick] tick: scheduled event for",
+        Duration::from_secs(5),
+    );
+
     let (code, pids, text) = dev.interrupt();
     assert_eq!(code, 0, "{text}");
     assert!(!pids.is_empty(), "{text}");
@@ -333,4 +342,174 @@ fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
         !p.root.join(".barkctl/dev/local.json").exists(),
         "the dev record is removed on exit"
     );
+}
+
+/// SQL through Debian's `psql` (a client nobody here wrote), as the local
+/// server's superuser over 127.0.0.1; the output rows, unaligned.
+fn psql(port: u16, db: &str, sql: &str) -> String {
+    let psql = ["/usr/bin/psql", "psql"]
+        .into_iter()
+        .find(|p| !p.contains('/') || Path::new(p).is_file())
+        .unwrap_or("psql");
+    let out = Command::new(psql)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+        ])
+        .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// BarkBase itself (in place, its own emulator): the database stack's functions
+/// run against the real PostgreSQL barkctl starts, with the credentials of the
+/// stack's secret; the metrics stream reaches the stream processor under `dev`.
+#[test]
+fn barkbase_functions_run_against_a_real_postgres_and_the_metrics_stream() {
+    use barkctl::local::postgres::{self, PgStatus};
+    let emu = Emulator::start();
+    let p = Project {
+        root: repo_root(),
+        endpoint: emu.url(),
+    };
+    let pg_was_running = matches!(postgres::status(&p.root), Ok(PgStatus::Running(_)));
+    p.run(&["deploy", "--stage", "local"]).assert_ok();
+
+    let health = p.run(&["invoke", "database.healthcheck", "--stage", "local"]);
+    health.assert_ok();
+    let answer = json(&health.stdout);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(answer["database"]["connected"], true, "{answer}");
+    assert!(answer["database"]["serverTime"].is_string(), "{answer}");
+    let Ok(PgStatus::Running(server)) = postgres::status(&p.root) else {
+        panic!("invoke left no PostgreSQL server running");
+    };
+    // A clean database: the migration job must create the schema itself.
+    psql(
+        server.port,
+        "postgres",
+        "DROP DATABASE IF EXISTS barkbase WITH (FORCE)",
+    );
+
+    let first = p.run(&["invoke", "jobs.migration", "--stage", "local"]);
+    first.assert_ok();
+    assert_eq!(
+        json(&first.stdout)["applied"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        first.stdout
+    );
+    let second = p.run(&["invoke", "jobs.migration", "--stage", "local"]);
+    second.assert_ok();
+    assert_eq!(
+        json(&second.stdout)["applied"],
+        serde_json::json!([]),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(
+        psql(
+            server.port,
+            "barkbase",
+            "SELECT count(*) FROM schema_migrations"
+        ),
+        "3"
+    );
+
+    psql(
+        server.port,
+        "barkbase",
+        "INSERT INTO tenants (name, slug) VALUES ('T', 't'); \
+         INSERT INTO properties (tenant_id, name, last_activity_at, marked_for_archival) \
+         SELECT 1, 'old ' || g, now() - interval '400 days', false FROM generate_series(1, 4) g; \
+         INSERT INTO properties (tenant_id, name, marked_for_archival) VALUES (1, 'marked', true), (1, 'fresh', false);",
+    );
+    let archival = p.run(&["invoke", "jobs.property-archival", "--stage", "local"]);
+    archival.assert_ok();
+    assert_eq!(json(&archival.stdout)["archived"], 5, "{}", archival.stdout);
+    assert_eq!(
+        psql(
+            server.port,
+            "barkbase",
+            "SELECT string_agg(name, ',' ORDER BY id) FROM properties WHERE archived_at IS NULL"
+        ),
+        "fresh"
+    );
+
+    // Under dev: a metrics write reaches the stream processor (batching window
+    // 5 s); the disabled migration rule never fires.
+    let dev = Dev::start(&p, &["--port", "0"]);
+    let sdk = tokio::runtime::Runtime::new()
+        .expect("rt")
+        .block_on(super::deploy::sdk(&p.endpoint));
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let put = std::time::Instant::now();
+    tokio::runtime::Runtime::new().expect("rt").block_on(async {
+        ddb.put_item()
+            .table_name("barkbase-local-experience-metrics")
+            .item(
+                "metricId",
+                aws_sdk_dynamodb::types::AttributeValue::S("occupancy".into()),
+            )
+            .item(
+                "timestamp",
+                aws_sdk_dynamodb::types::AttributeValue::N("1764684000".into()),
+            )
+            .item(
+                "tenantId",
+                aws_sdk_dynamodb::types::AttributeValue::S("t1".into()),
+            )
+            .item(
+                "value",
+                aws_sdk_dynamodb::types::AttributeValue::N("42".into()),
+            )
+            .send()
+            .await
+            .expect("put item");
+    });
+    dev.wait_for(
+        "stream -> experience-stream-processor: batch of 1 record(s)",
+        Duration::from_secs(7 + 5),
+    );
+    eprintln!(
+        "metrics PutItem -> stream processor batch: {:?}",
+        put.elapsed()
+    );
+
+    // The server stopped: the health check still answers, connected:false.
+    postgres::down(&p.root).expect("stop postgres");
+    let down = p.run(&["invoke", "database.healthcheck", "--stage", "local"]);
+    down.assert_ok();
+    let answer = json(&down.stdout);
+    assert_eq!(answer["database"]["connected"], false, "{answer}");
+    assert!(answer["database"]["error"].is_string(), "{answer}");
+
+    let (code, pids, text) = dev.interrupt();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        !text.contains("barkbase-local-migration-schedule fired"),
+        "{text}"
+    );
+    assert!(
+        text.contains("barkbase-local-migration-schedule cron(0 4 1 * ? *): disabled"),
+        "{text}"
+    );
+    for pid in pids {
+        assert!(!alive(pid), "instance pid {pid} still runs:\n{text}");
+    }
+    if pg_was_running {
+        let _ = postgres::up(&p.root, &|_| {});
+    }
 }
