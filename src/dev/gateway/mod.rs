@@ -36,7 +36,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -50,6 +50,18 @@ use crate::dev::invoke::Invoke;
 use ids::IdGenerator;
 use registry::Registry;
 use shared::Shared;
+
+/// Pending connections the kernel queues for the accept loop (std and mio use
+/// 128: a burst of a few hundred clients would overflow it and wait for SYN
+/// retransmits).
+const LISTEN_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// What one gateway serves and its limits.
 #[derive(Debug, Clone)]
@@ -103,9 +115,7 @@ impl Gateway {
             });
         }
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(GatewayError::LocalAddr)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (alive, finished) = mpsc::channel(1);

@@ -26,6 +26,10 @@ use super::worker::{self, error_message, Job};
 pub const MAX_FRAME_SIZE: usize = 32 * 1024;
 pub const MAX_MESSAGE_SIZE: usize = 128 * 1024;
 
+/// The read buffer's starting size (tungstenite's 128 KiB default, times 10,000
+/// connections, is a lot of memory for mostly small messages); it grows as needed.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -68,6 +72,7 @@ pub(crate) async fn run(
     let ended = match on_upgrade.await {
         Ok(upgraded) => {
             let config = WebSocketConfig::default()
+                .read_buffer_size(READ_BUFFER)
                 .max_frame_size(Some(MAX_FRAME_SIZE))
                 .max_message_size(Some(MAX_MESSAGE_SIZE));
             let mut socket = WebSocketStream::from_raw_socket(

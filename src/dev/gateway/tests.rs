@@ -206,21 +206,27 @@ pub(super) async fn next_message(client: &mut Client) -> Message {
     }
 }
 
-/// The close code (and reason) the client gets.
+/// The close code (and reason) the client gets; then the client answers the
+/// close and reads to the end, as real clients do.
 pub(super) async fn close_code(client: &mut Client) -> (u16, String) {
-    loop {
+    let code = loop {
         let frame = tokio::time::timeout(WAIT, client.next())
             .await
             .expect("a close in time");
         match frame {
             Some(Ok(Message::Close(Some(frame)))) => {
-                return (u16::from(frame.code), frame.reason.to_string())
+                break (u16::from(frame.code), frame.reason.to_string())
             }
-            Some(Ok(Message::Close(None))) => return (1005, String::new()),
+            Some(Ok(Message::Close(None))) => break (1005, String::new()),
             Some(Ok(_)) => continue,
             other => panic!("expected a close frame, got {other:?}"),
         }
-    }
+    };
+    let _ = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(_)) = client.next().await {}
+    })
+    .await;
+    code
 }
 
 /// A raw HTTP/1.1 answer.

@@ -15,8 +15,9 @@ async fn many_concurrent_connections_are_served() {
     let h = Harness::start(setup).await;
     let started = std::time::Instant::now();
     let mut clients = Vec::with_capacity(n);
-    for chunk in 0..n.div_ceil(250) {
-        let batch = (chunk * 250..n.min((chunk + 1) * 250)).map(|_| {
+    let batch_size = 500;
+    for chunk in 0..n.div_ceil(batch_size) {
+        let batch = (chunk * batch_size..n.min((chunk + 1) * batch_size)).map(|_| {
             let url = h.gateway.url();
             tokio::spawn(async move { tokio_tungstenite::connect_async(url).await })
         });

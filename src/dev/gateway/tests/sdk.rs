@@ -97,7 +97,7 @@ async fn the_sdk_gets_typed_errors_and_delivers_frames() {
     );
 
     // Without the stage segment: ForbiddenException.
-    let (_other, other_id) = h.connect_with_id().await;
+    let (mut other, other_id) = h.connect_with_id().await;
     let err = sdk_client(format!("http://{}", h.gateway.local_addr()))
         .post_to_connection()
         .connection_id(&other_id)
@@ -112,5 +112,7 @@ async fn the_sdk_gets_typed_errors_and_delivers_frames() {
         ),
         "{err:?}"
     );
+    other.close(None).await.unwrap();
+    h.call("fn-disconnect").await;
     h.gateway.shutdown().await;
 }
