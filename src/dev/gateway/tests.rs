@@ -7,6 +7,7 @@ mod management;
 mod messages;
 mod scale;
 mod sdk;
+mod units;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
