@@ -8,12 +8,19 @@
 //! Limits as on AWS: 32 KiB frames and 128 KiB messages (close 1009), binary
 //! frames refused (1003), idle timeout and maximum lifetime (1001).
 //!
+//! Routes are one-way: a route's answer is dropped; when its integration fails
+//! the client gets `{"message": "Internal server error", "connectionId",
+//! "requestId"}`, and a message no route takes (no `$default`) gets
+//! `{"message": "Forbidden", ...}`, as on AWS. Posts wait in a per-connection
+//! queue of 256 frames; a full queue answers 429 LimitExceededException.
+//!
 //! Choices where AWS is not documented: the events' `domainName` is
 //! `127.0.0.1:{port}`; a `$connect` that fails, times out or answers without a
 //! valid `statusCode` refuses the upgrade with 502; a dropped TCP connection is a
 //! disconnect with 1006 `Connection closed abnormally`; DeleteConnection sends a
-//! close frame without a code (1005, empty reason); the idle timer counts client
-//! frames only.
+//! close frame without a code (1005, empty reason); invalid UTF-8 closes with
+//! 1007; the idle timer counts client frames only (posts do not keep a
+//! connection alive).
 
 mod error;
 mod event;

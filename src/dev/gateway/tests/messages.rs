@@ -352,3 +352,19 @@ async fn shutdown_closes_sockets_with_1001_after_disconnect_ran() {
     assert_eq!(readers.await.unwrap(), (1001, 1001));
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
 }
+
+#[tokio::test]
+async fn invalid_utf8_in_a_text_frame_closes_with_1007() {
+    let mut h = Harness::start(Setup::default()).await;
+    let (mut client, _) = h.connect_with_id().await;
+    client
+        .send(fragment(&[b'{', 0xff, 0xfe], Data::Text, true))
+        .await
+        .unwrap();
+    assert_eq!(close_code(&mut client).await.0, 1007);
+    assert_eq!(
+        h.call("fn-disconnect").await["requestContext"]["disconnectStatusCode"],
+        1007
+    );
+    h.gateway.shutdown().await;
+}
