@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response};
 use serde_json::json;
 use tokio::sync::mpsc::error::TrySendError;
@@ -28,7 +29,7 @@ fn gone(id: &str) -> Response<Body> {
 
 pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>, id: &str) -> Response<Body> {
     let method = req.method().clone();
-    let answer = match method {
+    let mut answer = match method {
         Method::POST => post(shared, req, id).await,
         Method::GET => match shared.registry.get(id) {
             Some(handle) => get(&handle),
@@ -44,6 +45,11 @@ pub(crate) async fn handle(shared: &Shared, req: Request<Incoming>, id: &str) ->
         },
         _ => forbidden(),
     };
+    if let Ok(request_id) = HeaderValue::from_str(&shared.ids.next_id()) {
+        answer
+            .headers_mut()
+            .insert(HeaderName::from_static("x-amzn-requestid"), request_id);
+    }
     shared.emit(GatewayEvent::Management {
         method: method.to_string(),
         connection_id: id.to_string(),

@@ -69,6 +69,10 @@ async fn the_sdk_gets_typed_errors_and_delivers_frames() {
         .await
         .expect("got");
     assert!(got.connected_at().is_some());
+    assert!(
+        aws_sdk_apigatewaymanagement::operation::RequestId::request_id(&got).is_some(),
+        "the SDK reads x-amzn-RequestId"
+    );
     assert!(got.last_active_at().is_some());
     assert_eq!(
         got.identity().and_then(|i| i.source_ip()),
