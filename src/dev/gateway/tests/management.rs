@@ -135,3 +135,32 @@ async fn posts_over_128_kib_are_413() {
     h.call("fn-disconnect").await;
     h.gateway.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_to_a_client_that_does_not_read_end_in_429() {
+    let mut h = Harness::start(Setup::default()).await;
+    let (client, id) = h.connect_with_id().await;
+    let path = format!("/local/@connections/{}", encode_id(&id));
+    let big = vec![b'a'; 128 * 1024];
+    let started = std::time::Instant::now();
+    let mut limited = None;
+    // The socket's TCP buffers fill first, then its queue of 256 frames.
+    for i in 0..2_000 {
+        let body: &[u8] = if i < 200 { &big } else { b"x" };
+        let answer = http(&h.gateway, "POST", &path, body).await;
+        if answer.status == 429 {
+            limited = Some(answer);
+            break;
+        }
+        assert_eq!(answer.status, 200);
+    }
+    let answer = limited.expect("a 429 before 2,000 posts");
+    assert_eq!(
+        answer.header("x-amzn-errortype"),
+        Some("LimitExceededException")
+    );
+    eprintln!("429 after {:?}", started.elapsed());
+    drop(client);
+    h.call("fn-disconnect").await;
+    h.gateway.shutdown().await;
+}
