@@ -12,6 +12,7 @@ use crate::cli::{DeployArgs, DevArgs, ProgressMode};
 use crate::dev::deployed::DeployedStage;
 use crate::dev::runtime::{Runtime, RuntimeEvent};
 use crate::dev::stage::{LocalDatabase, LocalGateway, Rewrites};
+use crate::dev::gateway::{Gateway, GatewayConfig, GatewayEvent};
 use crate::dev::{self, engine, triggers, Invoke};
 use crate::error::exit;
 use crate::{aws, Result};
@@ -46,17 +47,22 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
     super::block_on(async move {
         let sdk = aws::sdk_config(&target).await;
         let deployed = engine::load(&sdk, &app, &stage.name).await?;
+        // Ports are chosen before anything starts: the functions' environment
+        // names the gateways' management endpoints.
+        let mut ports = Vec::new();
+        for i in 0..deployed.websocket_apis.len() {
+            ports.push(match args.port {
+                0 => free_port()?,
+                p => p.saturating_add(i as u16),
+            });
+        }
         let gateways: Vec<LocalGateway> = deployed
             .websocket_apis
             .iter()
-            .enumerate()
-            .map(|(i, api)| LocalGateway {
+            .zip(&ports)
+            .map(|(api, port)| LocalGateway {
                 api_id: api.api_id.clone(),
-                management_endpoint: format!(
-                    "http://127.0.0.1:{}/{}",
-                    args.port.saturating_add(i as u16),
-                    api.stage
-                ),
+                management_endpoint: format!("http://127.0.0.1:{port}/{}", api.stage),
             })
             .collect();
         let rewrites = local_rewrites(&root, &sdk, &deployed, gateways).await?;
@@ -116,11 +122,40 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
                 stopped.clone(),
             )),
         ];
+        let mut servers = Vec::new();
+        let mut records = Vec::new();
+        for (api, port) in deployed.websocket_apis.iter().zip(&ports) {
+            let mut config = GatewayConfig::new(api.clone(), *port);
+            config.idle_timeout = std::time::Duration::from_secs(args.idle_timeout.max(1));
+            config.max_lifetime =
+                std::time::Duration::from_secs(args.max_connection_seconds.max(1));
+            let p = prefix.clone();
+            let on_event = Arc::new(move |e: GatewayEvent| {
+                term.info(&crate::report::dev::gateway_line(&e, &p));
+            });
+            let gw = Gateway::start(config, invoker.clone(), on_event)
+                .await
+                .map_err(dev::Error::from)?;
+            term.info(&format!(
+                "websocket: {} ({}) at {} (management API {})",
+                api.name,
+                api.api_id,
+                gw.url(),
+                gw.management_endpoint()
+            ));
+            records.push(engine::GatewayRecord {
+                api_id: api.api_id.clone(),
+                stack: api_stack(&deployed, api),
+                url: gw.url(),
+                management_endpoint: gw.management_endpoint(),
+            });
+            servers.push(gw);
+        }
         let record = engine::DevRecord {
             pid: std::process::id(),
             stage: stage.name.clone(),
             runtime: runtime.local_addr().to_string(),
-            gateways: Vec::new(),
+            gateways: records,
         };
         let _ = engine::write_record(&root, &record);
         term.info(&format!(
@@ -139,6 +174,10 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
         wait_for_stop().await;
         term.info("stopping");
         let _ = stop.send(true);
+        // Sockets close with 1001 and their $disconnect runs while the runtime is up.
+        for gw in servers {
+            gw.shutdown().await;
+        }
         for t in tasks {
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), t).await;
         }
@@ -170,6 +209,22 @@ async fn wait_for_stop() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The stack whose functions the API's routes call (for `outputs`).
+fn api_stack(deployed: &DeployedStage, api: &crate::dev::deployed::WebSocketApi) -> String {
+    api.routes
+        .values()
+        .find_map(|f| deployed.functions.iter().find(|x| &x.name == f))
+        .map(|f| f.stack.clone())
+        .unwrap_or_default()
+}
+
+fn free_port() -> std::result::Result<u16, dev::Error> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| dev::Error::NoPort(e.to_string()))
 }
 
 fn default_deploy() -> DeployArgs {

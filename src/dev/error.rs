@@ -53,6 +53,8 @@ pub enum Error {
     Runtime(#[from] super::runtime::RuntimeError),
     #[error(transparent)]
     Gateway(#[from] super::gateway::GatewayError),
+    #[error("no free port on 127.0.0.1: {0}")]
+    NoPort(String),
     #[error("the local database: {0}")]
     Database(String),
     #[error("`{function}` failed: {error_type}: {error_message}")]

@@ -132,3 +132,87 @@ pub fn trigger_line(e: &crate::dev::triggers::TriggerEvent, prefix: &str) -> Str
         T::StreamError { mapping, message } => format!("stream {mapping}: {message}"),
     }
 }
+
+fn summary(s: &crate::dev::gateway::Summary) -> String {
+    match s {
+        crate::dev::gateway::Summary::Ok => "ok".into(),
+        crate::dev::gateway::Summary::Failed {
+            error_type,
+            error_message,
+        } => format!(
+            "{error_type}: {}",
+            error_message.lines().next().unwrap_or_default()
+        ),
+    }
+}
+
+/// One line per connect, route, disconnect and management call.
+pub fn gateway_line(e: &crate::dev::gateway::GatewayEvent, prefix: &str) -> String {
+    use crate::dev::gateway::GatewayEvent as G;
+    let f = |name: &Option<String>| {
+        name.as_deref()
+            .map_or("-".to_string(), |n| short(n, prefix).to_string())
+    };
+    match e {
+        G::Connected {
+            connection_id,
+            function,
+            status,
+            duration,
+        } => format!(
+            "ws {connection_id} $connect -> {} {status} in {}",
+            f(function),
+            ms(*duration)
+        ),
+        G::Refused {
+            connection_id,
+            function,
+            status,
+            summary: s,
+            duration,
+        } => format!(
+            "ws {connection_id} $connect -> {} refused {status} ({}) in {}",
+            short(function, prefix),
+            summary(s),
+            ms(*duration)
+        ),
+        G::Routed {
+            connection_id,
+            route_key,
+            function,
+            summary: s,
+            duration,
+        } => format!(
+            "ws {connection_id} {route_key} -> {} {} in {}",
+            short(function, prefix),
+            summary(s),
+            ms(*duration)
+        ),
+        G::Unrouted {
+            connection_id,
+            selected,
+        } => format!(
+            "ws {connection_id} no route for {} and no $default",
+            selected.as_deref().unwrap_or("the message")
+        ),
+        G::Disconnected {
+            connection_id,
+            code,
+            reason,
+            function,
+            summary: s,
+            connected_for,
+        } => format!(
+            "ws {connection_id} $disconnect -> {} code {code} {reason:?} {} after {}",
+            f(function),
+            s.as_ref().map(summary).unwrap_or_default(),
+            ms(*connected_for)
+        ),
+        G::Management {
+            method,
+            connection_id,
+            status,
+        } => format!("ws {connection_id} @connections {method} {status}"),
+        G::Failure { message } => format!("ws: {message}"),
+    }
+}
