@@ -373,12 +373,17 @@ fn psql(port: u16, db: &str, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Tests that run BarkBase in place (the repository's own `.barkctl/`: one
+/// `barkctl dev` record and one PostgreSQL server) take turns.
+pub(super) static BARKBASE_IN_PLACE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// BarkBase itself (in place, its own emulator): the database stack's functions
 /// run against the real PostgreSQL barkctl starts, with the credentials of the
 /// stack's secret; the metrics stream reaches the stream processor under `dev`.
 #[test]
 fn barkbase_functions_run_against_a_real_postgres_and_the_metrics_stream() {
     use barkctl::local::postgres::{self, PgStatus};
+    let _one = BARKBASE_IN_PLACE.lock().unwrap_or_else(|e| e.into_inner());
     let emu = Emulator::start();
     let p = Project {
         root: repo_root(),

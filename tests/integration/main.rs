@@ -6,6 +6,7 @@ mod deploy;
 mod dev;
 mod diff;
 mod gates;
+mod gateway;
 mod harness;
 mod local;
 mod project_errors;
