@@ -1,7 +1,7 @@
 //! `cargo bench --bench dev_runtime`: the local Lambda runtime of `barkctl dev`.
 //! Prints figures, asserts nothing about speed.
 //!
-//! - warm invoke latency of a trivial function (hello-tick) through the Runtime
+//! - warm invoke latency of a trivial function (ticker-tick) through the Runtime
 //!   API: 1,000 sequential calls, p50 / p99 / max;
 //! - cold start of each handler binary found under target/{release,debug}: from
 //!   process start to its first `/invocation/next`, median of 5.
@@ -15,7 +15,7 @@ use barkctl::dev::runtime::{FunctionSpec, Runtime, RuntimeEvent};
 use barkctl::dev::Invoke;
 
 const HANDLERS: &[&str] = &[
-    "hello-tick",
+    "ticker-tick",
     "realtime-connect",
     "realtime-disconnect",
     "realtime-message",
@@ -96,8 +96,8 @@ async fn main() {
             .unwrap_or_default()
             .trim()
     );
-    let Some((tick, profile)) = binary("hello-tick") else {
-        eprintln!("hello-tick is not built: run `cargo build --workspace` first");
+    let Some((tick, profile)) = binary("ticker-tick") else {
+        eprintln!("ticker-tick is not built: run `cargo build --workspace` first");
         std::process::exit(1);
     };
     // Warm latency.
@@ -118,7 +118,7 @@ async fn main() {
     runtime.shutdown().await;
     times.sort();
     println!(
-        "warm invoke, hello-tick ({profile} build), 1000 sequential calls: p50 {} p99 {} max {}",
+        "warm invoke, ticker-tick ({profile} build), 1000 sequential calls: p50 {} p99 {} max {}",
         ms(percentile(&times, 0.50)),
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1])

@@ -18,10 +18,21 @@ pub fn run(ctx: &Ctx, args: &OutputsArgs) -> Result<i32> {
         .iter()
         .map(|s| (s.clone(), session.project.stack_name(&stage.name, s)))
         .collect();
-    let outputs = super::block_on(async {
+    let mut outputs = super::block_on(async {
         let sdk = aws::sdk_config(&target).await;
         read(&aws::cloudformation(&sdk), &stacks).await
     })??;
+    // While `barkctl dev` serves a local stage, its WebSocket URLs are outputs too.
+    if stage.local {
+        if let Some(dev) = crate::dev::engine::running(&session.project.root, &stage.name) {
+            for gw in dev.gateways {
+                if let Some(Some(outs)) = outputs.get_mut(&gw.stack) {
+                    outs.insert("LocalWebSocketUrl".into(), gw.url);
+                    outs.insert("LocalManagementEndpoint".into(), gw.management_endpoint);
+                }
+            }
+        }
+    }
     let format = if args.json {
         OutputsFormat::Json
     } else {

@@ -95,7 +95,8 @@ fn copy_workspace() -> (tempfile::TempDir, PathBuf) {
             &std::fs::read_to_string(root.join(f)).expect("read"),
         );
     }
-    for d in ["src", "stacks", "templates"] {
+    // `examples/` too: its function crates are workspace members.
+    for d in ["src", "stacks", "templates", "examples"] {
         harness::copy_dir(&root.join(d), &dst.join(d));
     }
     for e in std::fs::read_dir(root.join("lambdas"))

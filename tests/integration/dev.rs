@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::deploy::Emulator;
 use super::harness::{self, repo_root, Run};
 
-/// The hello example in place (its function crate is a member of this
+/// The ticker example in place (its function crate is a member of this
 /// workspace); every command talks to `endpoint`.
 pub(super) struct Project {
     pub root: PathBuf,
@@ -17,9 +17,9 @@ pub(super) struct Project {
 }
 
 impl Project {
-    pub fn hello(endpoint: String) -> Self {
+    pub fn ticker(endpoint: String) -> Self {
         Project {
-            root: repo_root().join("examples").join("hello"),
+            root: repo_root().join("examples").join("ticker"),
             endpoint,
         }
     }
@@ -52,12 +52,12 @@ fn json(text: &str) -> serde_json::Value {
 #[test]
 fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     let emu = Emulator::start();
-    let p = Project::hello(emu.url());
+    let p = Project::ticker(emu.url());
     p.run(&["deploy", "--stage", "local"]).assert_ok();
 
     let ok = p.run(&[
         "invoke",
-        "ticker.tick",
+        "clock.tick",
         "--stage",
         "local",
         "--payload",
@@ -66,9 +66,9 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     ok.assert_ok();
     let answer = json(&ok.stdout);
     assert_eq!(answer["received"]["x"], 1, "{answer}");
-    assert_eq!(answer["function"], "hello-local-ticker-tick");
+    assert_eq!(answer["function"], "ticker-local-clock-tick");
     // The deployed environment reaches the process.
-    assert_eq!(answer["greeting"], "hello from hello-local-ticker");
+    assert_eq!(answer["greeting"], "hello from ticker-local-clock");
 
     // Timeout 2 s: killed and reported as Lambda words it; the next call works.
     let started = Instant::now();
@@ -131,7 +131,7 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     );
 
     // Exits before its first /next: exit 3 with what it wrote to stderr.
-    let broken = p.run(&["invoke", "ticker.broken", "--stage", "local"]);
+    let broken = p.run(&["invoke", "clock.broken", "--stage", "local"]);
     assert_eq!(broken.code, 3, "{broken:#?}");
     assert!(
         broken.stderr.contains("Runtime.ExitError")
@@ -144,7 +144,7 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     harness::write(&payload, r#"{"from": "a file"}"#);
     let from_file = p.run(&[
         "invoke",
-        "hello-local-ticker-tick",
+        "ticker-local-clock-tick",
         "--stage",
         "local",
         "--payload",
@@ -154,11 +154,7 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     assert_eq!(json(&from_file.stdout)["received"]["from"], "a file");
 
     p.run(&["invoke", "nope", "--stage", "local"])
-        .assert_invalid(&[
-            "no deployed function `nope`",
-            "ticker.tick",
-            "ticker.broken",
-        ]);
+        .assert_invalid(&["no deployed function `nope`", "clock.tick", "clock.broken"]);
     p.run(&[
         "invoke",
         "tick",
@@ -173,7 +169,7 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
 #[test]
 fn invoke_on_a_stage_that_is_not_deployed_says_so() {
     let emu = Emulator::start();
-    let p = Project::hello(emu.url());
+    let p = Project::ticker(emu.url());
     let run = p.run(&["invoke", "tick", "--stage", "local"]);
     assert_eq!(run.code, 3, "{run:#?}");
     assert!(
@@ -289,7 +285,7 @@ pub(super) fn alive(pid: u32) -> bool {
 #[test]
 fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
     let emu = Emulator::start();
-    let p = Project::hello(emu.url());
+    let p = Project::ticker(emu.url());
     // Not deployed yet: dev deploys the stage first, as deploy would.
     let dev = Dev::start(&p, &[]);
     assert!(
@@ -314,18 +310,18 @@ fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
     let started: Vec<String> = dev
         .text()
         .lines()
-        .filter(|l| l.contains("[ticker-tick] instance") && l.contains("started"))
+        .filter(|l| l.contains("[clock-tick] instance") && l.contains("started"))
         .map(str::to_string)
         .collect();
     assert_eq!(started.len(), 1, "one cold start, then warm: {started:?}");
-    dev.wait_for("[ticker-tick] REPORT RequestId", Duration::from_secs(5));
+    dev.wait_for("[clock-tick] REPORT RequestId", Duration::from_secs(5));
 
     // The ENABLED rate(1 minute) rule fires a minute after dev started, with
     // EventBridge's scheduled event (the function logs its `time`).
-    let fired = dev.wait_for("fired ticker-tick", Duration::from_secs(80));
+    let fired = dev.wait_for("fired clock-tick", Duration::from_secs(80));
     assert!(fired.contains(": ok in"), "{fired}");
     dev.wait_for(
-        "[ticker-tick] tick: scheduled event for",
+        "[clock-tick] tick: scheduled event for",
         Duration::from_secs(5),
     );
 

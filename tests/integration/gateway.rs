@@ -363,6 +363,16 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
         "{refused:?}"
     );
 
+    // `outputs` shows where the running dev serves the API.
+    let outputs = p.run(&["outputs", "--stage", "local", "--format", "json"]);
+    outputs.assert_ok();
+    let outs: Value = serde_json::from_str(&outputs.stdout).expect("outputs json");
+    assert_eq!(
+        outs["realtime"]["LocalWebSocketUrl"],
+        url.as_str(),
+        "{outs}"
+    );
+
     let (code, _, text) = dev.interrupt();
     assert_eq!(code, 0, "{text}");
 

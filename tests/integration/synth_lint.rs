@@ -724,3 +724,25 @@ fn every_taggable_resource_carries_the_stage_tags() {
         }
     }
 }
+
+#[test]
+fn ticker_example_synthesises_a_schedule_and_lints_clean() {
+    let example = harness::repo_root().join("examples").join("ticker");
+    let (_tmp, dir) = harness::copy_project(&example);
+    let s = synth(&dir, "ticker", "dev");
+    let clock = s.template("clock");
+    let rule = &clock["Resources"]["TickSchedule"]["Properties"];
+    assert_eq!(rule["ScheduleExpression"], "rate(1 minute)");
+    assert_eq!(rule["State"], "ENABLED");
+    assert_eq!(
+        clock["Resources"]["BrokenFunction"]["Properties"]["Environment"]["Variables"]
+            ["EXIT_AT_INIT"],
+        "1"
+    );
+    assert!(
+        clock["Resources"]["TickFunction"]["Properties"]["Environment"]["Variables"]
+            .get("EXIT_AT_INIT")
+            .is_none()
+    );
+    lint(&s.files);
+}

@@ -1,4 +1,4 @@
-//! The hello example's one function. Its event says what to do, so that the
+//! The ticker example's one function. Its event says what to do, so that the
 //! local runtime's answers can be shown on a real process:
 //! `{"sleep": 5}` sleeps, `{"fail": "why"}` returns an error, `{"panic": "why"}`
 //! panics, a scheduled event logs a tick, anything else is echoed back.
@@ -38,7 +38,7 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, Error> {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     if std::env::var_os("EXIT_AT_INIT").is_some_and(|v| !v.is_empty()) {
-        eprintln!("hello-tick: EXIT_AT_INIT is set, exiting before the first invocation");
+        eprintln!("ticker-tick: EXIT_AT_INIT is set, exiting before the first invocation");
         std::process::exit(1);
     }
     lambda_runtime::run(service_fn(handler)).await
