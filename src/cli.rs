@@ -102,6 +102,9 @@ pub struct DevArgs {
     /// Close WebSocket connections after this many seconds (API Gateway: 7200)
     #[arg(long, default_value_t = 7200)]
     pub max_connection_seconds: u64,
+    /// Rebuild on changes under `lambdas/` and swap the changed functions' binaries
+    #[arg(long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
         super::deploy::run(ctx, &default_deploy())?;
     }
     let term = ctx.term;
+    let project = session.project.clone();
     super::block_on(async move {
         let sdk = aws::sdk_config(&target).await;
         let deployed = engine::load(&sdk, &app, &stage.name).await?;
@@ -105,7 +106,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
             term.info(&crate::report::dev::trigger_line(&e, &p));
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(triggers::run_schedules(
                 deployed.rules.clone(),
                 deployed.region.clone(),
@@ -150,6 +151,15 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
                 management_endpoint: gw.management_endpoint(),
             });
             servers.push(gw);
+        }
+        if args.watch {
+            tasks.push(tokio::spawn(watch(
+                project,
+                deployed.clone(),
+                runtime.clone(),
+                term,
+                stopped.clone(),
+            )));
         }
         let record = engine::DevRecord {
             pid: std::process::id(),
@@ -208,6 +218,99 @@ async fn wait_for_stop() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// `--watch`: when the tree under `lambdas/` changes, build every function crate
+/// (cargo rebuilds what changed) and hand the runtime each binary whose sha256
+/// differs from the one running; connections and triggers stay as they are.
+async fn watch(
+    project: crate::project::Project,
+    deployed: DeployedStage,
+    runtime: Arc<Runtime>,
+    term: crate::report::Term,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let dir = project.root.join("lambdas");
+    // What runs now: the deployed bundles, whose code keys name their sha256.
+    let mut running: std::collections::BTreeMap<String, String> = deployed
+        .functions
+        .iter()
+        .filter_map(|f| {
+            let key = f.code_key.as_deref()?;
+            let sha = std::path::Path::new(key).file_stem()?.to_str()?;
+            Some((f.name.clone(), sha.to_string()))
+        })
+        .collect();
+    let mut last = dev::watch::fingerprint(&dir);
+    term.info(&format!("watch: {}", dir.display()));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+        let now = dev::watch::fingerprint(&dir);
+        if now == last {
+            continue;
+        }
+        // Editors write in bursts: wait for the tree to settle.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        last = dev::watch::fingerprint(&dir);
+        let started = std::time::Instant::now();
+        term.info("watch: change under lambdas/, building");
+        let p = project.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let functions = crate::bundle::all_functions(&p);
+            let mut options =
+                crate::bundle::BuildOptions::new(crate::dev::bundles::host_build_architecture());
+            options.quiet = true;
+            crate::bundle::build_functions(&p, &functions, options, &crate::bundle::NoReport)
+        })
+        .await;
+        let bundles = match built {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                term.info(&format!(
+                    "watch: build failed, the running binaries stay: {e}"
+                ));
+                continue;
+            }
+            Err(e) => {
+                term.info(&format!("watch: build failed: {e}"));
+                continue;
+            }
+        };
+        let mut swapped = Vec::new();
+        for bundle in bundles.values() {
+            for label in &bundle.functions {
+                let Some((stack, key)) = label.split_once('.') else {
+                    continue;
+                };
+                let Some(f) = deployed
+                    .functions
+                    .iter()
+                    .find(|f| f.stack == stack && f.key == key)
+                else {
+                    continue;
+                };
+                if running.get(&f.name) == Some(&bundle.sha256) {
+                    continue;
+                }
+                if runtime.replace_binary(&f.name, bundle.binary.clone()) {
+                    running.insert(f.name.clone(), bundle.sha256.clone());
+                    swapped.push(format!("{stack}.{key}"));
+                }
+            }
+        }
+        term.info(&format!(
+            "watch: rebuilt in {:.1} s; new binaries for: {}",
+            started.elapsed().as_secs_f64(),
+            if swapped.is_empty() {
+                "none".to_string()
+            } else {
+                swapped.join(", ")
+            }
+        ));
     }
 }
 

@@ -48,6 +48,14 @@ pub fn elf_architecture(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The host's architecture as the bundle builder names it (`--watch` builds for it).
+pub fn host_build_architecture() -> crate::project::Architecture {
+    match std::env::consts::ARCH {
+        "aarch64" => crate::project::Architecture::Arm64,
+        _ => crate::project::Architecture::X86_64,
+    }
+}
+
 pub fn host_architecture() -> &'static str {
     match std::env::consts::ARCH {
         "aarch64" => "arm64",

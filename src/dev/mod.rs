@@ -16,6 +16,7 @@ pub mod invoke;
 pub mod runtime;
 pub mod stage;
 pub mod triggers;
+pub mod watch;
 
 pub use error::Error;
 pub use invoke::{Invocation, Invoke, Outcome};

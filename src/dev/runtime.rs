@@ -135,10 +135,16 @@ struct Instance {
     exited: Mutex<Option<String>>,
     pid: Mutex<Option<u32>>,
     on_event: OnEvent,
+    /// The function's generation when this instance started.
+    generation: u64,
 }
 
 struct FunctionState {
     spec: FunctionSpec,
+    /// The executable new instances start: `spec.binary` until `--watch` swaps it.
+    binary: Mutex<PathBuf>,
+    /// Bumped by each swap; instances of an older generation are not reused.
+    generation: AtomicU64,
     idle: Mutex<Vec<Arc<Instance>>>,
     slots: Arc<Semaphore>,
 }
@@ -190,6 +196,8 @@ impl Runtime {
                 (
                     spec.name.clone(),
                     Arc::new(FunctionState {
+                        binary: Mutex::new(spec.binary.clone()),
+                        generation: AtomicU64::new(0),
                         spec,
                         idle: Mutex::new(Vec::new()),
                         slots,
@@ -228,6 +236,21 @@ impl Runtime {
             .filter(|i| lock(&i.exited).is_none())
             .filter_map(|i| i.pid())
             .collect()
+    }
+
+    /// Run `binary` for `function` from now on: idle instances are stopped, busy
+    /// ones finish their invocation and are not reused. False for an unknown name.
+    pub fn replace_binary(&self, function: &str, binary: PathBuf) -> bool {
+        let Some(state) = self.shared.functions.get(function) else {
+            return false;
+        };
+        *lock(&state.binary) = binary;
+        state.generation.fetch_add(1, Ordering::SeqCst);
+        let idle: Vec<Arc<Instance>> = lock(&state.idle).drain(..).collect();
+        for i in idle {
+            i.kill();
+        }
+        true
     }
 
     /// Kill every instance and stop listening. Pending invocations end as crashed.
@@ -351,7 +374,8 @@ fn finish(
     outcome: &Outcome,
     permit: OwnedSemaphorePermit,
 ) {
-    let alive = lock(&instance.exited).is_none();
+    let alive = lock(&instance.exited).is_none()
+        && instance.generation == state.generation.load(Ordering::SeqCst);
     match outcome {
         Outcome::Response(_) | Outcome::FunctionError { .. } if alive => {
             lock(&state.idle).push(instance.clone());
@@ -397,10 +421,12 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
         exited: Mutex::new(None),
         pid: Mutex::new(None),
         on_event: shared.on_event.clone(),
+        generation: state.generation.load(Ordering::SeqCst),
     });
     lock(&shared.instances).insert(id, instance.clone());
     let spec = &state.spec;
-    let mut cmd = tokio::process::Command::new(&spec.binary);
+    let binary = lock(&state.binary).clone();
+    let mut cmd = tokio::process::Command::new(&binary);
     cmd.env_clear()
         .envs(&spec.environment)
         .env(
@@ -424,7 +450,7 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(dir) = spec.binary.parent() {
+    if let Some(dir) = binary.parent() {
         cmd.current_dir(dir).env("LAMBDA_TASK_ROOT", dir);
     }
     match cmd.spawn() {
@@ -439,7 +465,7 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
             watch(shared.clone(), instance.clone(), child, kill_rx);
         }
         Err(e) => {
-            let how = format!("cannot start `{}`: {e}", spec.binary.display());
+            let how = format!("cannot start `{}`: {e}", binary.display());
             *lock(&instance.exited) = Some(how.clone());
             instance.fail_current(&how);
             (shared.on_event)(RuntimeEvent::InstanceExited {

@@ -514,3 +514,52 @@ fn barkbase_functions_run_against_a_real_postgres_and_the_metrics_stream() {
         let _ = postgres::up(&p.root, &|_| {});
     }
 }
+
+/// Puts a file back as it was when dropped (the watch test edits a source file).
+struct Restore {
+    path: PathBuf,
+    text: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.text);
+    }
+}
+
+#[test]
+fn dev_watch_rebuilds_an_edited_function_and_swaps_its_binary() {
+    let emu = Emulator::start();
+    let p = Project::ticker(emu.url());
+    p.run(&["deploy", "--stage", "local"]).assert_ok();
+    let dev = Dev::start(&p, &["--watch"]);
+    let before = p.run(&["invoke", "clock.tick", "--stage", "local"]);
+    before.assert_ok();
+    assert_eq!(json(&before.stdout)["hello"], "world");
+
+    let main = p.root.join("lambdas/ticker-tick/src/main.rs");
+    let text = std::fs::read_to_string(&main).expect("read main.rs");
+    let _restore = Restore {
+        path: main.clone(),
+        text: text.clone(),
+    };
+    assert!(text.contains(r#""hello": "world","#));
+    std::fs::write(
+        &main,
+        text.replace(r#""hello": "world","#, r#""hello": "watched","#),
+    )
+    .expect("edit main.rs");
+    let swapped = dev.wait_for("watch: rebuilt in", Duration::from_secs(240));
+    assert!(
+        swapped.contains("clock.tick") && swapped.contains("clock.broken"),
+        "{swapped}"
+    );
+    let after = p.run(&["invoke", "clock.tick", "--stage", "local"]);
+    after.assert_ok();
+    assert_eq!(json(&after.stdout)["hello"], "watched", "{}", dev.text());
+    let (code, pids, text) = dev.interrupt();
+    assert_eq!(code, 0, "{text}");
+    for pid in pids {
+        assert!(!alive(pid), "instance pid {pid} still runs");
+    }
+}
