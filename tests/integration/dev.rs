@@ -316,6 +316,38 @@ fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
     assert_eq!(started.len(), 1, "one cold start, then warm: {started:?}");
     dev.wait_for("[clock-tick] REPORT RequestId", Duration::from_secs(5));
 
+    // Overlapping invocations get instances of their own (up to --concurrency).
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let cmd = p.command(&[
+                "invoke",
+                "tick",
+                "--stage",
+                "local",
+                "--payload",
+                r#"{"sleep":1.5}"#,
+            ]);
+            std::thread::spawn(move || {
+                let mut cmd = cmd;
+                Run::from(cmd.output().expect("barkctl runs"))
+            })
+        })
+        .collect();
+    for c in calls {
+        c.join().expect("thread").assert_ok();
+    }
+    let instances = dev
+        .text()
+        .lines()
+        .filter(|l| l.contains("[clock-tick] instance") && l.contains("started"))
+        .count();
+    assert_eq!(
+        instances,
+        3,
+        "one warm + two more for the overlap:\n{}",
+        dev.text()
+    );
+
     // The ENABLED rate(1 minute) rule fires a minute after dev started, with
     // EventBridge's scheduled event (the function logs its `time`).
     let fired = dev.wait_for("fired clock-tick", Duration::from_secs(80));
