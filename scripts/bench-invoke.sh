@@ -28,7 +28,7 @@ measure() {
   local label=$1 times=()
   for _ in $(seq "$runs"); do
     t0=$(date +%s%N)
-    b invoke clock.tick --stage local --payload '{"n":1}' >/dev/null 2>&1
+    b invoke clock.tick --stage local --payload '{"n":1}' >/dev/null 2>"$work/invoke.err" || { cat "$work/invoke.err" >&2; exit 1; }
     t1=$(date +%s%N)
     times+=("$(( (t1 - t0) / 1000 ))")
   done

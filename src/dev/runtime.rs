@@ -323,6 +323,11 @@ async fn invoke(
     if instance.inbox.try_send(job).is_err() {
         return Err(InvokeError::Stopped);
     }
+    // A process that could not even start has already ended: fail the job now.
+    let exited = lock(&instance.exited).clone();
+    if let Some(how) = exited {
+        instance.fail_current(&how);
+    }
     // A cold instance gets INIT_GRACE to reach `/next`; the function's own
     // timeout then runs from the moment it took the event, as on Lambda.
     let init_limit = if cold { INIT_GRACE } else { state.spec.timeout };
@@ -385,15 +390,20 @@ fn finish(
     drop(permit);
 }
 
+/// A v4-shaped UUID, unique per runtime and process (no RNG dependency).
 fn request_id(shared: &Shared) -> String {
+    use sha2::{Digest, Sha256};
     let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let h = format!(
-        "{:032x}",
-        nanos ^ ((n as u128) << 64) ^ 0x5eed_0000_0000_0000_0000
-    );
+    let digest = Sha256::new()
+        .chain_update(nanos.to_le_bytes())
+        .chain_update(n.to_le_bytes())
+        .chain_update(std::process::id().to_le_bytes())
+        .chain_update(shared.addr.port().to_le_bytes())
+        .finalize();
+    let h = hex::encode(&digest[..16]);
     format!(
         "{}-{}-4{}-a{}-{}",
         &h[0..8],
@@ -426,6 +436,14 @@ fn spawn_instance(shared: &Arc<Shared>, state: &Arc<FunctionState>) -> Arc<Insta
     lock(&shared.instances).insert(id, instance.clone());
     let spec = &state.spec;
     let binary = lock(&state.binary).clone();
+    // The instance runs in the binary's folder: a relative path would not resolve there.
+    let binary = if binary.is_relative() {
+        std::env::current_dir()
+            .map(|d| d.join(&binary))
+            .unwrap_or(binary)
+    } else {
+        binary
+    };
     let mut cmd = tokio::process::Command::new(&binary);
     cmd.env_clear()
         .envs(&spec.environment)
@@ -858,4 +876,60 @@ fn error_fields(body: &[u8], header: Option<String>) -> (String, String) {
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
     (t, m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(binary: &str) -> FunctionSpec {
+        FunctionSpec {
+            name: "f".into(),
+            arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
+            binary: PathBuf::from(binary),
+            environment: BTreeMap::new(),
+            timeout: Duration::from_secs(30),
+            memory_mb: 128,
+            concurrency: 2,
+        }
+    }
+
+    /// Regression: a binary that cannot start used to leave its invocation
+    /// waiting for the whole timeout.
+    #[tokio::test]
+    async fn a_binary_that_cannot_start_fails_its_invocation_at_once() {
+        let rt = Runtime::start(vec![spec("/nonexistent/bootstrap")], 0, Arc::new(|_| {}))
+            .await
+            .expect("runtime");
+        let inv = rt.invoke("f", b"{}".to_vec()).await.expect("invoke");
+        match &inv.outcome {
+            Outcome::Crashed { message } => {
+                assert!(message.contains("cannot start"), "{message}")
+            }
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert!(inv.duration < Duration::from_secs(30), "{:?}", inv.duration);
+        assert!(matches!(
+            rt.invoke("g", Vec::new()).await,
+            Err(InvokeError::UnknownFunction { .. })
+        ));
+        rt.shutdown().await;
+    }
+
+    /// A process that exits at once (here `false`) is a crash with its exit status.
+    #[tokio::test]
+    async fn a_process_that_exits_before_next_is_a_crash_with_its_status() {
+        let rt = Runtime::start(vec![spec("/bin/false")], 0, Arc::new(|_| {}))
+            .await
+            .expect("runtime");
+        let inv = rt.invoke("f", b"{}".to_vec()).await.expect("invoke");
+        match &inv.outcome {
+            Outcome::Crashed { message } => {
+                assert!(message.contains("exited with status 1"), "{message}")
+            }
+            other => panic!("expected a crash, got {other:?}"),
+        }
+        assert!(rt.pids().is_empty());
+        rt.shutdown().await;
+    }
 }

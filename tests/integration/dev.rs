@@ -153,6 +153,14 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
     from_file.assert_ok();
     assert_eq!(json(&from_file.stdout)["received"]["from"], "a file");
 
+    // Regression: a relative `--project` left the fetched binary's path relative
+    // to a folder the instance does not run in.
+    let mut relative = p.command(&["invoke", "tick", "--stage", "local"]);
+    relative
+        .current_dir(repo_root())
+        .args(["--project", "examples/ticker"]);
+    Run::from(relative.output().expect("barkctl runs")).assert_ok();
+
     p.run(&["invoke", "nope", "--stage", "local"])
         .assert_invalid(&["no deployed function `nope`", "clock.tick", "clock.broken"]);
     p.run(&[
