@@ -45,12 +45,22 @@ impl Project {
     }
 }
 
+/// Tests that run the ticker example in place share its `.barkctl/dev/local.json`
+/// (a running `dev` there takes every `invoke` of the project) and its sources
+/// (the watch test edits one): they take turns.
+static TICKER_IN_PLACE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn ticker_turn() -> std::sync::MutexGuard<'static, ()> {
+    TICKER_IN_PLACE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 #[test]
 fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
+    let _turn = ticker_turn();
     let emu = Emulator::start();
     let p = Project::ticker(emu.url());
     p.run(&["deploy", "--stage", "local"]).assert_ok();
@@ -176,6 +186,7 @@ fn invoke_runs_the_deployed_function_and_reports_failures_like_lambda() {
 
 #[test]
 fn invoke_on_a_stage_that_is_not_deployed_says_so() {
+    let _turn = ticker_turn();
     let emu = Emulator::start();
     let p = Project::ticker(emu.url());
     let run = p.run(&["invoke", "tick", "--stage", "local"]);
@@ -292,6 +303,7 @@ pub(super) fn alive(pid: u32) -> bool {
 
 #[test]
 fn dev_serves_invokes_warm_and_leaves_nothing_running_after_ctrl_c() {
+    let _turn = ticker_turn();
     let emu = Emulator::start();
     let p = Project::ticker(emu.url());
     // Not deployed yet: dev deploys the stage first, as deploy would.
@@ -569,6 +581,7 @@ impl Drop for Restore {
 
 #[test]
 fn dev_watch_rebuilds_an_edited_function_and_swaps_its_binary() {
+    let _turn = ticker_turn();
     let emu = Emulator::start();
     let p = Project::ticker(emu.url());
     p.run(&["deploy", "--stage", "local"]).assert_ok();
