@@ -550,16 +550,9 @@ fn stop(pid: u32, data: &Path) -> Result<(), Error> {
 
 /// `pid` is alive and is a postmaster (`.../postgres`) on our data folder.
 fn is_our_server(pid: u32, data: &Path) -> bool {
-    if !super::process::is_alive(pid) {
-        return false;
-    }
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Some(args) = super::process::cmdline(pid) else {
         return false;
     };
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
     let data = data.to_string_lossy();
     let is_postgres = args
         .first()
@@ -582,16 +575,8 @@ fn postmaster_pid(data: &Path) -> Option<u32> {
 // ---------------------------------------------------------------- state files
 
 fn read_record(paths: &Paths) -> Result<Option<PgRecord>, Error> {
-    match std::fs::read_to_string(&paths.pid_file) {
-        // An unreadable record is a leftover: the process check guards the rest.
-        Ok(text) => Ok(serde_json::from_str(&text).ok()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(Error::Io {
-            action: "read",
-            path: paths.pid_file.clone(),
-            source,
-        }),
-    }
+    // An unreadable record is a leftover: the process check guards the rest.
+    state::read_json(&paths.pid_file)
 }
 
 fn write_record(paths: &Paths, record: &PgRecord) -> Result<(), Error> {

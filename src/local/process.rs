@@ -68,19 +68,26 @@ pub fn is_alive(pid: u32) -> bool {
     !matches!(state, Some("Z" | "X"))
 }
 
+/// The arguments of a live process (`/proc/<pid>/cmdline`); `None` when it is gone.
+pub fn cmdline(pid: u32) -> Option<Vec<String>> {
+    if !is_alive(pid) {
+        return None;
+    }
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect(),
+    )
+}
+
 /// `pid` is alive and is the launcher this record names, on the recorded port.
 /// Pids are recycled: without this check `down` could signal a stranger.
 pub fn is_our_server(pid: u32, record: &PidRecord) -> bool {
-    if !is_alive(pid) {
-        return false;
-    }
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+    let Some(args) = cmdline(pid) else {
         return false;
     };
-    let args: Vec<String> = raw
-        .split(|b| *b == 0)
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
     let script = record.script.to_string_lossy();
     let port = record.port.to_string();
     args.iter().any(|a| *a == script) && args.windows(2).any(|w| w[0] == "-p" && w[1] == port)

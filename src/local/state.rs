@@ -46,12 +46,17 @@ pub struct PidRecord {
 /// The recorded server, if any. An unreadable or foreign pid file counts as
 /// none: it is a leftover, and the process check protects against misuse.
 pub fn read_pid_file(paths: &Paths) -> Result<Option<PidRecord>, Error> {
-    match std::fs::read_to_string(&paths.pid_file) {
+    read_json(&paths.pid_file)
+}
+
+/// A JSON record file: `None` when it is missing or unreadable as JSON.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    match std::fs::read_to_string(path) {
         Ok(text) => Ok(serde_json::from_str(&text).ok()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::Io {
             action: "read",
-            path: paths.pid_file.clone(),
+            path: path.to_path_buf(),
             source,
         }),
     }
