@@ -460,7 +460,7 @@ fn barkbase_functions_run_against_a_real_postgres_and_the_metrics_stream() {
     first.assert_ok();
     assert_eq!(
         json(&first.stdout)["applied"].as_array().map(Vec::len),
-        Some(3),
+        Some(4),
         "{}",
         first.stdout
     );
@@ -478,7 +478,7 @@ fn barkbase_functions_run_against_a_real_postgres_and_the_metrics_stream() {
             "barkbase",
             "SELECT count(*) FROM schema_migrations"
         ),
-        "3"
+        "4"
     );
 
     psql(

@@ -279,7 +279,7 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
             .expect("stale item");
         let direct = p.run(&[
             "invoke", "realtime.broadcast", "--stage", "local", "--payload",
-            &json!({"target": {"type": "user", "userId": "u5"}, "message": notification("again")}).to_string(),
+            &json!({"target": {"type": "user", "userId": "u5"}, "tenantId": "t1", "message": notification("again")}).to_string(),
         ]);
         direct.assert_ok();
         let counts: Value = serde_json::from_str(direct.stdout.trim()).expect("counts");

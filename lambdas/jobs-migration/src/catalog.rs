@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "create_kennels_and_bookings",
         "0003_create_kennels_and_bookings.sql"
     ),
+    migration!(4, "create_users", "0004_create_users.sql"),
 ];
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //! post one frame to each with bounded concurrency. A 410 deletes the stale
 //! connection, throttling is retried with exponential backoff, and one failing
 //! connection never stops the others.
+//!
+//! Every broadcast has a [`Scope`]: one tenant, or all tenants when a service says so
+//! explicitly (`allTenants: true`). Whatever the target, no connection outside the
+//! scope is reached; channels exist only inside a tenant.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,11 +15,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::envelope::{Envelope, EnvelopeError, Payload};
+use crate::history::{channel_stream, user_stream, HistoryStore};
 use crate::management::{ConnectionSender, PostError};
 use crate::store::{ConnectionStore, StoreError};
 
+/// Which tenants a broadcast may reach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Tenant(String),
+    /// Only a service invoking the broadcast function, saying `allTenants: true`.
+    AllTenants,
+}
+
 /// Who a broadcast goes to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Target {
     Connection {
@@ -45,6 +59,7 @@ pub enum Target {
 
 /// The message part of a broadcast request: a type and its payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingMessage {
     #[serde(rename = "type")]
@@ -53,11 +68,19 @@ pub struct OutgoingMessage {
 }
 
 /// What the broadcast function is invoked with (directly, or as the body of the
-/// `broadcast` route with an extra `action` field).
+/// `broadcast` route with an extra `action` field). A direct invocation names its
+/// tenant (`tenantId`, implied by a `tenant` or `role` target) or says
+/// `allTenants: true`; a client's broadcast is always scoped to the client's tenant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BroadcastRequest {
     pub target: Target,
     pub message: OutgoingMessage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_tenants: bool,
 }
 
 impl BroadcastRequest {
@@ -67,15 +90,29 @@ impl BroadcastRequest {
             self.message.data.clone(),
         )?)
     }
+
+    /// The scope of a service's (direct) broadcast.
+    pub fn service_scope(&self) -> Result<Scope, BroadcastError> {
+        let implied = match &self.target {
+            Target::Tenant { tenant_id } | Target::Role { tenant_id, .. } => Some(tenant_id),
+            _ => None,
+        };
+        match (&self.tenant_id, self.all_tenants, implied) {
+            (Some(_), true, _) => Err(BroadcastError::Forbidden(
+                "`tenantId` and `allTenants` exclude each other".into(),
+            )),
+            (Some(t), false, _) => Ok(Scope::Tenant(t.clone())),
+            (None, true, _) => Ok(Scope::AllTenants),
+            (None, false, Some(t)) => Ok(Scope::Tenant(t.clone())),
+            (None, false, None) => Err(BroadcastError::Forbidden(
+                "a broadcast names its tenant (`tenantId`) or says `allTenants: true`".into(),
+            )),
+        }
+    }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BroadcastReport {
-    pub targeted: usize,
-    pub delivered: usize,
-    pub gone: usize,
-    pub failed: usize,
-}
+/// The delivery counts (the `broadcast_result` payload).
+pub type BroadcastReport = crate::envelope::BroadcastResult;
 
 /// A report plus the ids that failed for reasons other than 410.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +158,7 @@ pub struct Broadcaster<S> {
     sender: S,
     concurrency: usize,
     retry: RetryPolicy,
+    history: Option<HistoryStore>,
 }
 
 impl<S: ConnectionSender> Broadcaster<S> {
@@ -130,7 +168,18 @@ impl<S: ConnectionSender> Broadcaster<S> {
             sender,
             concurrency: concurrency.max(1),
             retry: RetryPolicy::default(),
+            history: None,
         }
+    }
+
+    /// Gives broadcast messages ids and keeps user and channel messages.
+    pub fn with_history(mut self, history: Option<HistoryStore>) -> Self {
+        self.history = history;
+        self
+    }
+
+    pub fn history(&self) -> Option<&HistoryStore> {
+        self.history.as_ref()
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -146,15 +195,18 @@ impl<S: ConnectionSender> Broadcaster<S> {
         &self.sender
     }
 
-    /// The connection ids a target names. With `tenant_scope`, connections of other
-    /// tenants are left out (client-originated broadcasts stay inside the caller's
-    /// tenant; channel subscribers carry no tenant and are not filtered).
+    /// The connection ids a target names, inside `scope`.
     pub async fn resolve(
         &self,
         target: &Target,
-        tenant_scope: Option<&str>,
+        scope: &Scope,
     ) -> Result<Vec<String>, BroadcastError> {
-        let in_scope = |tenant: &str| tenant_scope.is_none_or(|t| t == tenant);
+        let in_scope = |tenant: &str| match scope {
+            Scope::AllTenants => true,
+            Scope::Tenant(t) => t == tenant,
+        };
+        let outside =
+            || BroadcastError::Forbidden("the target is outside the broadcast's tenant".into());
         let ids: Vec<String> = match target {
             Target::Connection { connection_id } => match self.store.get(connection_id).await? {
                 Some(c) if in_scope(&c.tenant_id) => vec![c.connection_id],
@@ -170,7 +222,7 @@ impl<S: ConnectionSender> Broadcaster<S> {
                 .collect(),
             Target::Role { role, tenant_id } => {
                 if !in_scope(tenant_id) {
-                    return Ok(Vec::new());
+                    return Err(outside());
                 }
                 self.store
                     .by_tenant(tenant_id)
@@ -182,17 +234,22 @@ impl<S: ConnectionSender> Broadcaster<S> {
             }
             Target::Tenant { tenant_id } => {
                 if !in_scope(tenant_id) {
-                    return Ok(Vec::new());
+                    return Err(outside());
                 }
-                self.store
-                    .by_tenant(tenant_id)
-                    .await?
-                    .into_iter()
-                    .map(|c| c.connection_id)
-                    .collect()
+                self.tenant_ids(tenant_id).await?
             }
-            Target::Channel { channel } => self.store.channel_subscribers(channel).await?,
-            Target::All => self.store.all_connection_ids().await?,
+            Target::Channel { channel } => match scope {
+                Scope::Tenant(t) => self.store.channel_subscribers(t, channel).await?,
+                Scope::AllTenants => {
+                    return Err(BroadcastError::Forbidden(
+                        "channels belong to a tenant: name it with `tenantId`".into(),
+                    ))
+                }
+            },
+            Target::All => match scope {
+                Scope::Tenant(t) => self.tenant_ids(t).await?,
+                Scope::AllTenants => self.store.all_connection_ids().await?,
+            },
         };
         let mut seen = HashSet::with_capacity(ids.len());
         Ok(ids
@@ -201,17 +258,50 @@ impl<S: ConnectionSender> Broadcaster<S> {
             .collect())
     }
 
+    async fn tenant_ids(&self, tenant_id: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .by_tenant(tenant_id)
+            .await?
+            .into_iter()
+            .map(|c| c.connection_id)
+            .collect())
+    }
+
     /// Resolves `target` and sends `envelope` to it. An oversized message is refused
-    /// before any lookup.
+    /// before any lookup. With history, the message gets the stage's next `id`, and a
+    /// message to a user or a channel of one tenant is kept for `resume`.
     pub async fn broadcast(
         &self,
         target: &Target,
         envelope: &Envelope,
-        tenant_scope: Option<&str>,
+        scope: &Scope,
     ) -> Result<BroadcastReport, BroadcastError> {
+        envelope.to_bytes()?;
+        let ids = self.resolve(target, scope).await?;
+        let mut envelope = envelope.clone();
+        let mut id = None;
+        if let Some(history) = &self.history {
+            let next = history.next_id().await?;
+            envelope = envelope.with_id(next);
+            id = Some(next);
+        }
         let frame = envelope.to_bytes()?;
-        let ids = self.resolve(target, tenant_scope).await?;
-        Ok(self.send_to(&ids, &frame).await.report)
+        if let (Some(history), Some(id), Scope::Tenant(tenant)) = (&self.history, id, scope) {
+            let stream = match target {
+                Target::User { user_id } => Some(user_stream(tenant, user_id)),
+                Target::Channel { channel } => Some(channel_stream(tenant, channel)),
+                _ => None,
+            };
+            if let Some(stream) = stream {
+                history
+                    .record(&stream, id, envelope.timestamp(), &frame)
+                    .await?;
+            }
+        }
+        let mut report = self.send_to(&ids, &frame).await.report;
+        report.id = id;
+        Ok(report)
     }
 
     /// Posts `frame` to every id, at most `concurrency` in flight.

@@ -1,10 +1,13 @@
-//! Broadcasts asked for by a connected client (the `broadcast` action and route):
-//! role gate, tenant scoping, and the error frames the caller gets back.
+//! Broadcasts asked for by a connected client (the `broadcast` route): role gate,
+//! tenant scoping, the server's reserved message types, the `from` the server fills
+//! in, and the error frames the caller gets back.
 
 use serde_json::Value;
 
-use crate::broadcaster::{BroadcastError, BroadcastReport, BroadcastRequest, Broadcaster, Target};
-use crate::envelope::{Envelope, EnvelopeError};
+use crate::broadcaster::{
+    BroadcastError, BroadcastReport, BroadcastRequest, Broadcaster, Scope, Target,
+};
+use crate::envelope::{is_reserved, Envelope, EnvelopeError, From};
 use crate::management::ConnectionSender;
 use crate::store::Connection;
 
@@ -54,6 +57,32 @@ pub fn authorize(caller: &Connection, target: &Target) -> Result<(), Refusal> {
     }
 }
 
+/// A client may not send the server's own message types, name another tenant, or
+/// reach every tenant.
+pub fn check_request(caller: &Connection, request: &BroadcastRequest) -> Result<(), Refusal> {
+    if is_reserved(&request.message.kind) {
+        return Err(Refusal {
+            code: "reserved_type",
+            message: format!(
+                "`{}` messages are sent by the server only",
+                request.message.kind
+            ),
+        });
+    }
+    if request.all_tenants
+        || request
+            .tenant_id
+            .as_ref()
+            .is_some_and(|t| t != &caller.tenant_id)
+    {
+        return Err(Refusal {
+            code: "forbidden",
+            message: "broadcasts are limited to your own tenant".into(),
+        });
+    }
+    authorize(caller, &request.target)
+}
+
 /// Parses the request body (`{action, target, message}`), authorizes it and sends it.
 pub async fn run<S: ConnectionSender>(
     caller: &Connection,
@@ -68,10 +97,20 @@ pub async fn run<S: ConnectionSender>(
         code: "invalid_request",
         message: format!("invalid broadcast request: {e}"),
     })?;
-    authorize(caller, &request.target)?;
-    let envelope = request.envelope().map_err(envelope_refusal)?;
+    check_request(caller, &request)?;
+    let envelope = request
+        .envelope()
+        .map_err(envelope_refusal)?
+        .with_from(From {
+            user_id: caller.user_id.clone(),
+            role: caller.role.clone(),
+        });
     broadcaster
-        .broadcast(&request.target, &envelope, Some(caller.tenant_id.as_str()))
+        .broadcast(
+            &request.target,
+            &envelope,
+            &Scope::Tenant(caller.tenant_id.clone()),
+        )
         .await
         .map_err(|e| match e {
             BroadcastError::Envelope(e) => envelope_refusal(e),
@@ -115,6 +154,7 @@ mod tests {
             source_ip: None,
             user_agent: None,
             channels: vec![],
+            token_exp: None,
         }
     }
 
@@ -141,5 +181,42 @@ mod tests {
             }
         )
         .is_ok());
+    }
+
+    #[test]
+    fn reserved_types_other_tenants_and_all_tenants_are_refused() {
+        let request = |kind: &str, extra: serde_json::Value| {
+            let mut v = serde_json::json!({
+                "target": {"type": "channel", "channel": "kennels"},
+                "message": {"type": kind, "data": {}},
+            });
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            serde_json::from_value::<BroadcastRequest>(v).expect("valid request")
+        };
+        let staff = conn("staff");
+        for kind in crate::envelope::RESERVED_TYPES {
+            assert_eq!(
+                check_request(&staff, &request(kind, serde_json::json!({}))).map_err(|r| r.code),
+                Err("reserved_type"),
+                "{kind}"
+            );
+        }
+        assert!(check_request(&staff, &request("notification", serde_json::json!({}))).is_ok());
+        assert!(check_request(
+            &staff,
+            &request("notification", serde_json::json!({"tenantId": "t1"}))
+        )
+        .is_ok());
+        for extra in [
+            serde_json::json!({"tenantId": "t2"}),
+            serde_json::json!({"allTenants": true}),
+        ] {
+            assert_eq!(
+                check_request(&staff, &request("notification", extra)).map_err(|r| r.code),
+                Err("forbidden")
+            );
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::rate_limit::RateSettings;
+
 /// API Gateway closes a WebSocket after two hours at most, so a connection item has no
 /// reason to outlive that.
 pub const DEFAULT_CONNECTION_TTL_SECONDS: u64 = 7200;
@@ -39,7 +41,7 @@ pub struct JwtSettings {
     pub audience: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RealtimeConfig {
     pub connections_table: String,
     /// `WEBSOCKET_MANAGEMENT_ENDPOINT`; when unset the endpoint comes from the local
@@ -49,7 +51,19 @@ pub struct RealtimeConfig {
     pub broadcast_concurrency: usize,
     pub metrics_channel: String,
     pub stage: Option<String>,
+    /// `HISTORY_TABLE`: message ids and history; unset, messages carry no `id`.
+    pub history_table: Option<String>,
+    pub history_ttl: Duration,
+    /// `MESSAGE_RATE_PER_SECOND`, `MESSAGE_BURST`, `RATE_LIMIT_STRIKES`; unset rate,
+    /// no limit.
+    pub rate: Option<RateSettings>,
+    pub max_connections_per_user: Option<usize>,
+    pub verify_user_active: bool,
+    /// `RESUME_FUNCTION`: the function `$connect` invokes to replay `?since=`.
+    pub resume_function: Option<String>,
 }
+
+pub const DEFAULT_HISTORY_TTL_SECONDS: u64 = 86_400;
 
 impl RealtimeConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -84,6 +98,34 @@ impl RealtimeConfig {
             metrics_channel: get("METRICS_CHANNEL")
                 .unwrap_or_else(|| DEFAULT_METRICS_CHANNEL.to_string()),
             stage: get("STAGE"),
+            history_table: get("HISTORY_TABLE"),
+            history_ttl: Duration::from_secs(
+                parse_positive(get("HISTORY_TTL_SECONDS"), "HISTORY_TTL_SECONDS")?
+                    .unwrap_or(DEFAULT_HISTORY_TTL_SECONDS),
+            ),
+            rate: match parse_positive(get("MESSAGE_RATE_PER_SECOND"), "MESSAGE_RATE_PER_SECOND")? {
+                None => None,
+                Some(per_second) => {
+                    let defaults = RateSettings::default();
+                    let burst = parse_positive(get("MESSAGE_BURST"), "MESSAGE_BURST")?
+                        .unwrap_or(per_second.max(defaults.burst as u64));
+                    let strikes = parse_positive(get("RATE_LIMIT_STRIKES"), "RATE_LIMIT_STRIKES")?
+                        .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+                        .unwrap_or(defaults.strikes);
+                    Some(RateSettings {
+                        per_second: per_second as f64,
+                        burst: burst as f64,
+                        strikes,
+                    })
+                }
+            },
+            max_connections_per_user: parse_positive(
+                get("MAX_CONNECTIONS_PER_USER"),
+                "MAX_CONNECTIONS_PER_USER",
+            )?
+            .map(|n| n as usize),
+            verify_user_active: parse_bool(get("VERIFY_USER_ACTIVE"), "VERIFY_USER_ACTIVE")?,
+            resume_function: get("RESUME_FUNCTION"),
         })
     }
 }
@@ -130,6 +172,19 @@ impl JwtSettings {
     }
 }
 
+fn parse_bool(value: Option<String>, var: &'static str) -> Result<bool, ConfigError> {
+    match value.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            var,
+            value: v.to_string(),
+            reason: "expected true or false",
+        }),
+    }
+}
+
 fn parse_positive(value: Option<String>, var: &'static str) -> Result<Option<u64>, ConfigError> {
     match value {
         None => Ok(None),
@@ -164,6 +219,42 @@ mod tests {
         assert_eq!(c.broadcast_concurrency, 32);
         assert_eq!(c.metrics_channel, "metrics");
         assert_eq!(c.management_endpoint, None);
+        assert_eq!(c.rate, None);
+        assert_eq!(c.history_table, None);
+        assert!(!c.verify_user_active);
+    }
+
+    #[test]
+    fn limits_history_and_the_user_check_are_read() {
+        let c = RealtimeConfig::from_lookup(lookup(&[
+            ("CONNECTIONS_TABLE", "t"),
+            ("HISTORY_TABLE", "h"),
+            ("HISTORY_TTL_SECONDS", "60"),
+            ("MESSAGE_RATE_PER_SECOND", "5"),
+            ("MESSAGE_BURST", "7"),
+            ("RATE_LIMIT_STRIKES", "3"),
+            ("MAX_CONNECTIONS_PER_USER", "2"),
+            ("VERIFY_USER_ACTIVE", "true"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.history_table.as_deref(), Some("h"));
+        assert_eq!(c.history_ttl, Duration::from_secs(60));
+        assert_eq!(
+            c.rate,
+            Some(RateSettings {
+                per_second: 5.0,
+                burst: 7.0,
+                strikes: 3
+            })
+        );
+        assert_eq!(c.max_connections_per_user, Some(2));
+        assert!(c.verify_user_active);
+        let bad = RealtimeConfig::from_lookup(lookup(&[
+            ("CONNECTIONS_TABLE", "t"),
+            ("VERIFY_USER_ACTIVE", "yes"),
+        ]))
+        .expect_err("not a bool");
+        assert!(bad.to_string().contains("VERIFY_USER_ACTIVE"), "{bad}");
     }
 
     #[test]

@@ -1,9 +1,15 @@
-//! The message envelope `{type, data, timestamp}` and its typed payloads.
+//! The message envelope `{type, data, timestamp, id?, from?}` and its typed payloads.
 //!
 //! Every message a client receives is built here, so a payload is validated once
 //! before it is sent and its encoded size is checked against the WebSocket frame limit.
 //! `METRICS_UPDATE` keeps the dashboard's established wire shape
 //! `{type, updates, timestamp}` (its updates at the top level, not under `data`).
+//!
+//! Some types are the server's own ([`RESERVED_TYPES`]): a client broadcast may not
+//! send them, so a client can trust that a `presence` or `error` came from the
+//! server. A client broadcast carries `from` (the sender's user id and role, filled in
+//! by the server, never by the client); a message that went through a broadcast
+//! carries `id`, increasing across the stage, which `resume` and `?since=` use.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,6 +17,30 @@ use serde_json::{json, Value};
 
 /// API Gateway's maximum WebSocket frame (and PostToConnection payload): 128 KB.
 pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// Message types only the server sends.
+pub const RESERVED_TYPES: [&str; 7] = [
+    "presence",
+    "error",
+    "pong",
+    "METRICS_UPDATE",
+    "broadcast_result",
+    "refreshed",
+    "resumed",
+];
+
+pub fn is_reserved(kind: &str) -> bool {
+    RESERVED_TYPES.contains(&kind)
+}
+
+/// A link a client may follow: `https://...` with a host, or a path on the app's own
+/// origin (`/x`, never the scheme-relative `//host` or a backslash trick).
+pub fn is_safe_url(url: &str) -> bool {
+    if let Some(rest) = url.strip_prefix("https://") {
+        return !rest.is_empty() && !rest.starts_with('/') && !url.contains('\\');
+    }
+    url.starts_with('/') && !url.starts_with("//") && !url.contains('\\')
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum EnvelopeError {
@@ -23,6 +53,7 @@ pub enum EnvelopeError {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UploadProgress {
     pub upload_id: String,
@@ -36,6 +67,7 @@ pub struct UploadProgress {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -45,6 +77,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Notification {
     pub title: String,
@@ -55,6 +88,7 @@ pub struct Notification {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ErrorPayload {
     pub code: String,
@@ -74,6 +108,7 @@ impl ErrorPayload {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PresenceStatus {
     Online,
@@ -81,6 +116,7 @@ pub enum PresenceStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OnlineUser {
     pub user_id: String,
@@ -91,6 +127,7 @@ pub struct OnlineUser {
 /// Either one user's change (`{userId, status}`) or the answer to a presence query
 /// (`{online: [...]}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum Presence {
     Change {
@@ -104,10 +141,12 @@ pub enum Presence {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Pong {}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsUpdate {
     /// INSERT, MODIFY or REMOVE.
@@ -115,6 +154,48 @@ pub struct MetricsUpdate {
     /// Epoch milliseconds of the stream record.
     pub timestamp: i64,
     pub data: Value,
+}
+
+/// What the caller of a client broadcast gets back: the delivery counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastResult {
+    pub targeted: usize,
+    pub delivered: usize,
+    pub gone: usize,
+    pub failed: usize,
+    /// The broadcast message's `id`, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+}
+
+/// The answer to `refresh`: the connection now ends at `expiresAt` (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Refreshed {
+    pub expires_at: i64,
+}
+
+/// Sent after the messages a `resume` (or `?since=`) replayed: how many, and the
+/// `id` of the last one (the next `since`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resumed {
+    pub count: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_id: Option<u64>,
+}
+
+/// Who sent a client broadcast; filled in by the server from the stored connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct From {
+    pub user_id: String,
+    pub role: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +206,9 @@ pub enum Payload {
     Presence(Presence),
     Pong(Pong),
     MetricsUpdate(Vec<MetricsUpdate>),
+    BroadcastResult(BroadcastResult),
+    Refreshed(Refreshed),
+    Resumed(Resumed),
 }
 
 impl Payload {
@@ -136,6 +220,9 @@ impl Payload {
             Payload::Presence(_) => "presence",
             Payload::Pong(_) => "pong",
             Payload::MetricsUpdate(_) => "METRICS_UPDATE",
+            Payload::BroadcastResult(_) => "broadcast_result",
+            Payload::Refreshed(_) => "refreshed",
+            Payload::Resumed(_) => "resumed",
         }
     }
 
@@ -165,6 +252,9 @@ impl Payload {
                 }
                 Payload::MetricsUpdate(de::<Updates>("METRICS_UPDATE", data)?.updates)
             }
+            "broadcast_result" => Payload::BroadcastResult(de("broadcast_result", data)?),
+            "refreshed" => Payload::Refreshed(de("refreshed", data)?),
+            "resumed" => Payload::Resumed(de("resumed", data)?),
             other => return Err(EnvelopeError::UnknownType(other.to_string())),
         };
         payload.validate()?;
@@ -202,8 +292,8 @@ impl Payload {
                 }
                 if let Some(url) = &n.action_url {
                     // Relative app links or https only: a notification must not carry
-                    // a `javascript:` or plain-http link into the client.
-                    if !(url.starts_with('/') || url.starts_with("https://")) {
+                    // a `javascript:`, plain-http or scheme-relative (`//host`) link.
+                    if !is_safe_url(url) {
                         return bad("`actionUrl` must be a relative path or an https URL");
                     }
                 }
@@ -218,7 +308,11 @@ impl Payload {
                     return bad("`userId` is empty");
                 }
             }
-            Payload::Presence(Presence::Online { .. }) | Payload::Pong(_) => {}
+            Payload::Presence(Presence::Online { .. })
+            | Payload::Pong(_)
+            | Payload::BroadcastResult(_)
+            | Payload::Refreshed(_)
+            | Payload::Resumed(_) => {}
             Payload::MetricsUpdate(updates) => {
                 if let Some(u) = updates
                     .iter()
@@ -240,6 +334,8 @@ impl Payload {
 pub struct Envelope {
     payload: Payload,
     timestamp: DateTime<Utc>,
+    id: Option<u64>,
+    from: Option<From>,
 }
 
 impl Envelope {
@@ -249,18 +345,43 @@ impl Envelope {
 
     pub fn at(payload: Payload, timestamp: DateTime<Utc>) -> Result<Self, EnvelopeError> {
         payload.validate()?;
-        Ok(Self { payload, timestamp })
+        Ok(Self {
+            payload,
+            timestamp,
+            id: None,
+            from: None,
+        })
     }
 
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         Self {
             payload: Payload::Error(ErrorPayload::new(code, message)),
             timestamp: Utc::now(),
+            id: None,
+            from: None,
         }
     }
 
     pub fn payload(&self) -> &Payload {
         &self.payload
+    }
+
+    pub fn id(&self) -> Option<u64> {
+        self.id
+    }
+
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+
+    pub fn with_id(mut self, id: u64) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    pub fn with_from(mut self, from: From) -> Self {
+        self.from = Some(from);
+        self
     }
 
     pub fn to_json(&self) -> Value {
@@ -273,12 +394,24 @@ impl Envelope {
             Payload::Error(p) => serde_json::to_value(p),
             Payload::Presence(p) => serde_json::to_value(p),
             Payload::Pong(p) => serde_json::to_value(p),
-            Payload::MetricsUpdate(updates) => {
-                return json!({"type": kind, "updates": updates, "timestamp": ts});
-            }
+            Payload::BroadcastResult(p) => serde_json::to_value(p),
+            Payload::Refreshed(p) => serde_json::to_value(p),
+            Payload::Resumed(p) => serde_json::to_value(p),
+            Payload::MetricsUpdate(updates) => serde_json::to_value(updates),
         }
         .unwrap_or(Value::Null);
-        json!({"type": kind, "data": data, "timestamp": ts})
+        let mut v = if matches!(self.payload, Payload::MetricsUpdate(_)) {
+            json!({"type": kind, "updates": data, "timestamp": ts})
+        } else {
+            json!({"type": kind, "data": data, "timestamp": ts})
+        };
+        if let Some(id) = self.id {
+            v["id"] = json!(id);
+        }
+        if let Some(from) = &self.from {
+            v["from"] = serde_json::to_value(from).unwrap_or(Value::Null);
+        }
+        v
     }
 
     /// The frame to send, refused when it would exceed the WebSocket limit.
@@ -351,6 +484,52 @@ mod tests {
             Payload::parse("shout", json!({})),
             Err(EnvelopeError::UnknownType("shout".into()))
         );
+    }
+
+    #[test]
+    fn only_https_and_same_origin_paths_are_links() {
+        for ok in ["/bookings/1", "https://app.example/x", "/"] {
+            assert!(is_safe_url(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example",
+            "//evil.example/x",
+            "/\\evil.example",
+            "http://app.example",
+            "https://",
+            "https:///x",
+            "javascript:alert(1)",
+            "evil.example",
+        ] {
+            assert!(!is_safe_url(bad), "{bad}");
+            let n = json!({"title": "t", "message": "m", "severity": "info", "actionUrl": bad});
+            assert!(Payload::parse("notification", n).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn id_and_from_travel_in_the_envelope() {
+        let env = Envelope::at(
+            Payload::parse(
+                "notification",
+                json!({"title": "t", "message": "m", "severity": "info"}),
+            )
+            .expect("valid"),
+            fixed(),
+        )
+        .expect("valid")
+        .with_id(42)
+        .with_from(From {
+            user_id: "u1".into(),
+            role: "staff".into(),
+        });
+        let v = env.to_json();
+        assert_eq!(v["id"], 42);
+        assert_eq!(v["from"], json!({"userId": "u1", "role": "staff"}));
+        for kind in RESERVED_TYPES {
+            assert!(is_reserved(kind));
+        }
+        assert!(!is_reserved("notification"));
     }
 
     #[test]

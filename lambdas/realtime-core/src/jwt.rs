@@ -59,6 +59,8 @@ pub struct Claims {
     /// Tokens without a role get the least privileged one.
     #[serde(default = "default_role", alias = "custom:role")]
     pub role: String,
+    /// Epoch seconds; required, so a connection can end with its token.
+    pub exp: i64,
 }
 
 fn default_role() -> String {
@@ -149,6 +151,10 @@ impl JwtVerifier {
             Ok(data) => {
                 if data.claims.sub.is_empty() || data.claims.tenant_id.is_empty() {
                     return Err(TokenError::Invalid("empty `sub` or `tenantId`".into()));
+                }
+                // `#` separates the parts of the table's keys (`sub#{tenant}#...`).
+                if data.claims.tenant_id.contains('#') || data.claims.sub.contains('#') {
+                    return Err(TokenError::Invalid("`#` in `sub` or `tenantId`".into()));
                 }
                 Ok(data.claims)
             }

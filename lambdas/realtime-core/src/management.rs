@@ -67,6 +67,30 @@ impl ManagementApi {
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
+
+    /// `DELETE @connections/{id}`: closes the socket (API Gateway then sends
+    /// `$disconnect`). A connection already gone is `Err(PostError::Gone)`.
+    pub async fn close(&self, connection_id: &str) -> Result<(), PostError> {
+        let res = self
+            .client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_gone_exception())
+                    || status == Some(410)
+                {
+                    return Err(PostError::Gone);
+                }
+                Err(PostError::Other(DisplayErrorContext(&e).to_string()))
+            }
+        }
+    }
 }
 
 impl ConnectionSender for ManagementApi {

@@ -1,7 +1,10 @@
 //! The connections table: one item per WebSocket connection, one item per channel
-//! subscription (`sub#{channel}#{connectionId}`), looked up through the `userId-index`,
-//! `tenantId-index` and `channel-index` GSIs. Only [`ConnectionStore::all_connection_ids`]
-//! scans, and it pages.
+//! subscription (`sub#{tenantId}#{channel}#{connectionId}`), looked up through the
+//! `userId-index`, `tenantId-index` and `channel-index` GSIs. Channels belong to a
+//! tenant: the subscription item's `channel` attribute is `{tenantId}#{channel}`, so
+//! a channel name means nothing outside its tenant. Only
+//! [`ConnectionStore::all_connection_ids`] and [`ConnectionStore::expired`] scan, and
+//! they page.
 
 use std::collections::HashMap;
 
@@ -13,6 +16,17 @@ pub const USER_INDEX: &str = "userId-index";
 pub const TENANT_INDEX: &str = "tenantId-index";
 pub const CHANNEL_INDEX: &str = "channel-index";
 pub const MAX_CHANNELS_PER_CONNECTION: usize = 50;
+pub const MAX_CHANNEL_LEN: usize = 128;
+
+/// A channel name: 1–128 characters of letters, digits and `-_.:/`. `#` is excluded
+/// because it separates the parts of the table's keys.
+pub fn valid_channel(channel: &str) -> bool {
+    !channel.is_empty()
+        && channel.len() <= MAX_CHANNEL_LEN
+        && channel
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
+}
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -44,7 +58,10 @@ pub struct Connection {
     pub expires_at: i64,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The channel names the client subscribed to (without the tenant).
     pub channels: Vec<String>,
+    /// The `exp` of the token the connection was opened (or last refreshed) with.
+    pub token_exp: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,8 +82,13 @@ fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_string())
 }
 
-pub fn subscription_key(channel: &str, connection_id: &str) -> String {
-    format!("sub#{channel}#{connection_id}")
+/// The `channel` attribute of a subscription item: the channel inside its tenant.
+pub fn channel_key(tenant_id: &str, channel: &str) -> String {
+    format!("{tenant_id}#{channel}")
+}
+
+pub fn subscription_key(tenant_id: &str, channel: &str, connection_id: &str) -> String {
+    format!("sub#{tenant_id}#{channel}#{connection_id}")
 }
 
 impl ConnectionStore {
@@ -89,7 +111,11 @@ impl ConnectionStore {
         &self.client
     }
 
-    fn err<E: std::error::Error + 'static>(&self, operation: &'static str, e: E) -> StoreError {
+    pub(crate) fn err<E: std::error::Error + 'static>(
+        &self,
+        operation: &'static str,
+        e: E,
+    ) -> StoreError {
         StoreError::Dynamo {
             operation,
             table: self.table.clone(),
@@ -114,6 +140,9 @@ impl ConnectionStore {
         }
         if let Some(ua) = &c.user_agent {
             item.insert("userAgent".into(), s(ua));
+        }
+        if let Some(exp) = c.token_exp {
+            item.insert("tokenExp".into(), AttributeValue::N(exp.to_string()));
         }
         // DynamoDB refuses empty sets, so no subscriptions means no attribute.
         if !c.channels.is_empty() {
@@ -159,7 +188,7 @@ impl ConnectionStore {
         };
         let conn = self.connection_from(old)?;
         for ch in &conn.channels {
-            self.delete_key(&subscription_key(ch, connection_id))
+            self.delete_key(&subscription_key(&conn.tenant_id, ch, connection_id))
                 .await?;
         }
         Ok(Some(conn))
@@ -192,10 +221,14 @@ impl ConnectionStore {
             .collect()
     }
 
-    /// Connection ids subscribed to `channel`.
-    pub async fn channel_subscribers(&self, channel: &str) -> Result<Vec<String>, StoreError> {
+    /// Connection ids subscribed to `channel` of `tenant_id`.
+    pub async fn channel_subscribers(
+        &self,
+        tenant_id: &str,
+        channel: &str,
+    ) -> Result<Vec<String>, StoreError> {
         Ok(self
-            .query_index(CHANNEL_INDEX, "channel", channel)
+            .query_index(CHANNEL_INDEX, "channel", &channel_key(tenant_id, channel))
             .await?
             .iter()
             .filter_map(|i| match i.get("subscriberId") {
@@ -234,6 +267,94 @@ impl ConnectionStore {
                 _ => return Ok(ids),
             }
         }
+    }
+
+    /// Connections whose `expiresAt` is at or before `now` (epoch seconds): what the
+    /// sweeper closes. A paged scan; subscription items are skipped.
+    pub async fn expired(&self, now: i64) -> Result<Vec<Connection>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("attribute_exists(userId) AND expiresAt <= :now")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Scan", e))?;
+            for item in out.items() {
+                found.push(self.connection_from(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// A refreshed token: the connection (and its subscription items) now expire at
+    /// `expires_at`, with the new token's role and `exp`. False when the connection
+    /// is gone.
+    pub async fn refresh(
+        &self,
+        conn: &Connection,
+        role: &str,
+        token_exp: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("connectionId", s(&conn.connection_id))
+            .update_expression("SET #r = :r, tokenExp = :x, expiresAt = :e")
+            .condition_expression("attribute_exists(userId)")
+            .expression_attribute_names("#r", "role")
+            .expression_attribute_values(":r", s(role))
+            .expression_attribute_values(":x", AttributeValue::N(token_exp.to_string()))
+            .expression_attribute_values(":e", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await;
+        match res {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(self.err("UpdateItem", e)),
+        }
+        for ch in &conn.channels {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(
+                    "connectionId",
+                    s(&subscription_key(&conn.tenant_id, ch, &conn.connection_id)),
+                )
+                .update_expression("SET expiresAt = :e")
+                .condition_expression("attribute_exists(connectionId)")
+                .expression_attribute_values(":e", AttributeValue::N(expires_at.to_string()))
+                .send()
+                .await
+                .map_or_else(
+                    |e| {
+                        if e.as_service_error()
+                            .is_some_and(|se| se.is_conditional_check_failed_exception())
+                        {
+                            Ok(())
+                        } else {
+                            Err(self.err("UpdateItem", e))
+                        }
+                    },
+                    |_| Ok(()),
+                )?;
+        }
+        Ok(true)
     }
 
     async fn query_index(
@@ -306,9 +427,9 @@ impl ConnectionStore {
         let item: Item = HashMap::from([
             (
                 "connectionId".into(),
-                s(&subscription_key(channel, connection_id)),
+                s(&subscription_key(&conn.tenant_id, channel, connection_id)),
             ),
-            ("channel".into(), s(channel)),
+            ("channel".into(), s(&channel_key(&conn.tenant_id, channel))),
             ("subscriberId".into(), s(connection_id)),
             (
                 "expiresAt".into(),
@@ -328,6 +449,7 @@ impl ConnectionStore {
     /// Removes the subscription; returns whether it existed.
     pub async fn unsubscribe(
         &self,
+        tenant_id: &str,
         connection_id: &str,
         channel: &str,
     ) -> Result<bool, StoreError> {
@@ -355,12 +477,12 @@ impl ConnectionStore {
             }
             Err(e) => return Err(self.err("UpdateItem", e)),
         };
-        self.delete_key(&subscription_key(channel, connection_id))
+        self.delete_key(&subscription_key(tenant_id, channel, connection_id))
             .await?;
         Ok(existed)
     }
 
-    fn connection_from(&self, item: &Item) -> Result<Connection, StoreError> {
+    pub(crate) fn connection_from(&self, item: &Item) -> Result<Connection, StoreError> {
         let id = match item.get("connectionId") {
             Some(AttributeValue::S(id)) => id.clone(),
             _ => String::from("?"),
@@ -388,6 +510,10 @@ impl ConnectionStore {
             Some(AttributeValue::Ss(set)) => set.clone(),
             _ => Vec::new(),
         };
+        let token_exp = match item.get("tokenExp") {
+            Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+            _ => None,
+        };
         Ok(Connection {
             connection_id: req("connectionId")?,
             user_id: req("userId")?,
@@ -398,6 +524,7 @@ impl ConnectionStore {
             source_ip: opt("sourceIp"),
             user_agent: opt("userAgent"),
             channels,
+            token_exp,
         })
     }
 }

@@ -2,9 +2,8 @@
 //! last connection went away.
 
 use aws_lambda_events::event::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use realtime_core::envelope::{Envelope, Payload, Presence, PresenceStatus};
+use realtime_core::presence;
 use realtime_core::response::response;
-use realtime_core::store::Connection;
 use realtime_core::Deps;
 
 pub async fn handler(req: ApiGatewayWebsocketProxyRequest, deps: &Deps) -> ApiGatewayProxyResponse {
@@ -30,39 +29,12 @@ pub async fn handler(req: ApiGatewayWebsocketProxyRequest, deps: &Deps) -> ApiGa
         return response(200, r#"{"message":"disconnected"}"#);
     };
     // The connection is gone either way; presence is best effort.
-    if let Err(e) = announce_offline(&req, deps, &conn).await {
+    let announced = match deps.broadcaster_for(&req.request_context) {
+        Ok(b) => presence::announce_offline(&b, &conn).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = announced {
         tracing::warn!(%connection_id, error = %e, "presence announcement failed");
     }
     response(200, r#"{"message":"disconnected"}"#)
-}
-
-async fn announce_offline(
-    req: &ApiGatewayWebsocketProxyRequest,
-    deps: &Deps,
-    conn: &Connection,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    if !deps.store.by_user(&conn.user_id).await?.is_empty() {
-        return Ok(());
-    }
-    let recipients: Vec<String> = deps
-        .store
-        .by_tenant(&conn.tenant_id)
-        .await?
-        .into_iter()
-        .map(|c| c.connection_id)
-        .collect();
-    if recipients.is_empty() {
-        return Ok(());
-    }
-    let frame = Envelope::new(Payload::Presence(Presence::Change {
-        user_id: conn.user_id.clone(),
-        status: PresenceStatus::Offline,
-    }))?
-    .to_bytes()?;
-    let delivery = deps
-        .broadcaster_for(&req.request_context)?
-        .send_to(&recipients, &frame)
-        .await;
-    tracing::info!(user_id = %conn.user_id, report = ?delivery.report, "announced offline");
-    Ok(())
 }

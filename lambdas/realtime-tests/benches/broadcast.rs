@@ -109,14 +109,14 @@ async fn main() -> Result<(), String> {
             &Target::Tenant {
                 tenant_id: TENANT.into(),
             },
-            None,
+            &realtime_core::Scope::Tenant(TENANT.into()),
         )
         .await
         .map_err(|e| e.to_string())?;
     let tenant_lookup = t.elapsed();
     let t = Instant::now();
     let all = lookup
-        .resolve(&Target::All, None)
+        .resolve(&Target::All, &realtime_core::Scope::AllTenants)
         .await
         .map_err(|e| e.to_string())?;
     let scan_lookup = t.elapsed();

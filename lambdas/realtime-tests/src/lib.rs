@@ -199,6 +199,45 @@ pub async fn create_connections_table(
     Ok(())
 }
 
+/// Creates the history table as `templates/realtime.yaml.hbs` declares it
+/// (`stream` + `id`).
+pub async fn create_history_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> HarnessResult<()> {
+    let attr = |name: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(t)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| e.to_string())
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("stream", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("id", ScalarAttributeType::N)?)
+        .key_schema(key("stream", KeyType::Hash)?)
+        .key_schema(key("id", KeyType::Range)?)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "CreateTable: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        })?;
+    Ok(())
+}
+
 /// One request the sink received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received {
@@ -303,6 +342,16 @@ impl ManagementSink {
                     && !state.failing.contains(id)
             })
             .map(Received::json)
+            .collect()
+    }
+
+    /// The ids closed with `DELETE @connections/{id}`, in order.
+    pub fn closed(&self) -> Vec<String> {
+        lock(&self.state)
+            .received
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.connection_id.clone())
             .collect()
     }
 

@@ -1,12 +1,13 @@
 //! DynamoDB stream batches of the metrics table -> `METRICS_UPDATE` messages.
 //!
-//! Subscribers of the metrics channel get every update; the connections of a tenant
-//! also get the updates whose item carries that `tenantId` (a connection that is both
-//! gets each update once). Updates are chunked so that every frame stays within
-//! 128 KB. The partial batch response names the records of any chunk that could not
+//! An update goes to the subscribers of the metrics channel of the item's tenant
+//! (its `tenantId` attribute) and to no one else: channels are per tenant. An item
+//! without a `tenantId` goes nowhere; such records are counted in the log line of the
+//! batch (`untenanted`) and not retried. Updates are chunked so that every frame
+//! stays within 128 KB. The partial batch response names the records of any chunk that could not
 //! be delivered to some connection for a reason other than 410 Gone.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -117,25 +118,23 @@ async fn deliver<S: ConnectionSender>(
         return Ok(failed);
     }
     let store = broadcaster.store();
-    let subscribers = store.channel_subscribers(metrics_channel).await?;
-    let subscribed: HashSet<&str> = subscribers.iter().map(String::as_str).collect();
-
-    let mut groups: Vec<(Vec<String>, Vec<&Update>)> =
-        vec![(subscribers.clone(), updates.iter().collect())];
     let mut by_tenant: BTreeMap<&str, Vec<&Update>> = BTreeMap::new();
+    let mut untenanted = 0usize;
     for u in updates {
-        if let Some(t) = &u.tenant {
-            by_tenant.entry(t.as_str()).or_default().push(u);
+        match &u.tenant {
+            Some(t) => by_tenant.entry(t.as_str()).or_default().push(u),
+            None => untenanted += 1,
         }
     }
+    if untenanted > 0 {
+        tracing::warn!(
+            untenanted,
+            "records without a `tenantId` were sent to no one"
+        );
+    }
+    let mut groups: Vec<(Vec<String>, Vec<&Update>)> = Vec::new();
     for (tenant, tenant_updates) in by_tenant {
-        let ids: Vec<String> = store
-            .by_tenant(tenant)
-            .await?
-            .into_iter()
-            .map(|c| c.connection_id)
-            .filter(|id| !subscribed.contains(id.as_str()))
-            .collect();
+        let ids = store.channel_subscribers(tenant, metrics_channel).await?;
         groups.push((ids, tenant_updates));
     }
 

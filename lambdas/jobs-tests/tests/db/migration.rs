@@ -41,7 +41,10 @@ async fn migrations_apply_in_order_and_a_second_run_applies_nothing() {
             .iter()
             .map(|m| m["version"].as_i64())
             .collect::<Vec<_>>(),
-        vec![Some(1), Some(2), Some(3)]
+        MIGRATIONS
+            .iter()
+            .map(|m| Some(m.version))
+            .collect::<Vec<_>>()
     );
     assert_eq!(first["alreadyApplied"], 0);
 
@@ -55,7 +58,7 @@ async fn migrations_apply_in_order_and_a_second_run_applies_nothing() {
         rows, expected,
         "recorded in version order with sha256 checksums"
     );
-    for table in ["tenants", "properties", "kennels", "bookings"] {
+    for table in ["tenants", "properties", "kennels", "bookings", "users"] {
         assert!(table_exists(&c, table).await, "{table} exists");
     }
 
@@ -63,8 +66,8 @@ async fn migrations_apply_in_order_and_a_second_run_applies_nothing() {
         .await
         .expect("second run");
     assert_eq!(second["applied"], json!([]));
-    assert_eq!(second["alreadyApplied"], 3);
-    assert_eq!(recorded(&c).await.len(), 3);
+    assert_eq!(second["alreadyApplied"], MIGRATIONS.len());
+    assert_eq!(recorded(&c).await.len(), MIGRATIONS.len());
 }
 
 #[tokio::test]
@@ -164,11 +167,15 @@ async fn two_concurrent_runs_wait_on_the_lock_and_exactly_one_applies() {
     let b = run_b.await.expect("join").expect("run b");
     let mut applied = [a.applied.len(), b.applied.len()];
     applied.sort();
-    assert_eq!(applied, [0, 3], "exactly one run applies: {a:?} {b:?}");
+    assert_eq!(
+        applied,
+        [0, MIGRATIONS.len()],
+        "exactly one run applies: {a:?} {b:?}"
+    );
     let mut already = [a.already_applied, b.already_applied];
     already.sort();
-    assert_eq!(already, [0, 3]);
-    assert_eq!(recorded(&holder).await.len(), 3);
+    assert_eq!(already, [0, MIGRATIONS.len()]);
+    assert_eq!(recorded(&holder).await.len(), MIGRATIONS.len());
 }
 
 #[tokio::test]
@@ -178,7 +185,7 @@ async fn a_failing_migration_rolls_back_and_keeps_the_earlier_ones() {
     let database = database_at(&db.url());
     let mut list: Vec<Migration> = MIGRATIONS.to_vec();
     list.push(Migration {
-        version: 4,
+        version: 99,
         name: "broken",
         sql: "CREATE TABLE t4 (id int); SELECT 1/0;",
     });
@@ -186,7 +193,7 @@ async fn a_failing_migration_rolls_back_and_keeps_the_earlier_ones() {
     let err = run(&database, &list).await.expect_err("division by zero");
     assert!(
         err.to_string()
-            .starts_with("migration 4 (`broken`) failed, rolled back:")
+            .starts_with("migration 99 (`broken`) failed, rolled back:")
             && err.to_string().contains("division by zero"),
         "{err}"
     );
@@ -195,10 +202,17 @@ async fn a_failing_migration_rolls_back_and_keeps_the_earlier_ones() {
         !table_exists(&c, "t4").await,
         "the failed migration's DDL is rolled back"
     );
-    assert_eq!(recorded(&c).await.len(), 3, "1..3 stay applied");
+    assert_eq!(
+        recorded(&c).await.len(),
+        MIGRATIONS.len(),
+        "the earlier ones stay applied"
+    );
     // The lock was released: a correct list runs at once.
     let again = run(&database, MIGRATIONS).await.expect("rerun");
-    assert_eq!((again.applied.len(), again.already_applied), (0, 3));
+    assert_eq!(
+        (again.applied.len(), again.already_applied),
+        (0, MIGRATIONS.len())
+    );
 }
 
 #[tokio::test]

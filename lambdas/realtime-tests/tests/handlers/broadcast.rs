@@ -23,16 +23,17 @@ async fn user_with_three_connections_of_which_one_is_gone() {
         .await
         .expect("broadcast");
     assert_eq!(
-        report,
+        counts(&report),
         json!({"targeted": 3, "delivered": 2, "gone": 1, "failed": 0})
     );
+    assert!(report["id"].as_u64().is_some(), "{report}");
     assert!(
         env.store.get("u1-gone").await.expect("get").is_none(),
         "gone connection deleted"
     );
     assert!(env
         .store
-        .channel_subscribers("metrics")
+        .channel_subscribers("tenant-1", "metrics")
         .await
         .expect("query")
         .is_empty());
@@ -80,7 +81,7 @@ async fn route_is_role_gated_and_scoped_to_the_callers_tenant() {
         .expect("route answer");
     let report: Value = serde_json::from_str(res["body"].as_str().expect("body")).expect("report");
     assert_eq!(
-        report,
+        counts(&report),
         json!({"targeted": 2, "delivered": 2, "gone": 0, "failed": 0})
     );
 
@@ -115,31 +116,131 @@ async fn every_target_kind_resolves_through_its_index() {
         .expect("subscribed");
     let message =
         json!({"type": "notification", "data": {"title": "t", "message": "m", "severity": "info"}});
+    let t1 = json!({"tenantId": "tenant-1"});
+    let every = json!({"allTenants": true});
     let cases = [
-        (json!({"type": "connection", "connectionId": "s2"}), 1),
-        (json!({"type": "connection", "connectionId": "unknown"}), 0),
+        (json!({"type": "connection", "connectionId": "s2"}), &t1, 1),
+        (json!({"type": "connection", "connectionId": "x1"}), &t1, 0),
+        (
+            json!({"type": "connection", "connectionId": "unknown"}),
+            &t1,
+            0,
+        ),
         (
             json!({"type": "role", "role": "staff", "tenantId": "tenant-1"}),
+            &t1,
             2,
         ),
-        (json!({"type": "tenant", "tenantId": "tenant-1"}), 3),
-        (json!({"type": "channel", "channel": "kennels"}), 2),
+        (json!({"type": "tenant", "tenantId": "tenant-1"}), &t1, 3),
+        // Channels are per tenant: x1's `kennels` is another channel.
+        (json!({"type": "channel", "channel": "kennels"}), &t1, 1),
+        (json!({"type": "all"}), &t1, 3),
         // Subscription items are not connections.
-        (json!({"type": "all"}), 4),
+        (json!({"type": "all"}), &every, 4),
+        (json!({"type": "user", "userId": "user-4"}), &every, 1),
     ];
-    for (target, n) in cases {
-        let report = handler(
-            json!({"target": target.clone(), "message": message.clone()}),
-            &env.deps,
-        )
-        .await
-        .expect("broadcast");
+    for (target, scope, n) in cases {
+        let mut request = json!({"target": target.clone(), "message": message.clone()});
+        if let (Some(r), Some(s)) = (request.as_object_mut(), scope.as_object()) {
+            r.extend(s.clone());
+        }
+        let report = handler(request, &env.deps).await.expect("broadcast");
         assert_eq!(
-            report,
+            counts(&report),
             json!({"targeted": n, "delivered": n, "gone": 0, "failed": 0}),
-            "{target}"
+            "{target} {scope}"
         );
     }
+    // A service names the tenant or says all; a channel needs a tenant.
+    for (request, why) in [
+        (
+            json!({"target": {"type": "user", "userId": "user-1"}, "message": message.clone()}),
+            "names its tenant",
+        ),
+        (
+            json!({"target": {"type": "channel", "channel": "kennels"}, "allTenants": true, "message": message.clone()}),
+            "channels belong to a tenant",
+        ),
+        (
+            json!({"target": {"type": "tenant", "tenantId": "tenant-2"}, "tenantId": "tenant-1", "message": message.clone()}),
+            "outside",
+        ),
+    ] {
+        let err = handler(request, &env.deps).await.expect_err(why);
+        assert!(err.to_string().contains(why), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn client_broadcasts_carry_from_stay_in_the_tenant_and_cannot_use_server_types() {
+    let env = env().await;
+    seed(&env.store, "staff-conn", "user-2", "tenant-1", "staff").await;
+    seed(&env.store, "peer", "user-3", "tenant-1", "viewer").await;
+    seed(&env.store, "outsider", "user-4", "tenant-2", "viewer").await;
+    for id in ["peer", "outsider"] {
+        env.store
+            .subscribe(id, "kennels")
+            .await
+            .expect("subscribed");
+    }
+    let route = |body: Value| {
+        let mut v = fixture("broadcast_route.json");
+        v["requestContext"]["connectionId"] = json!("staff-conn");
+        v["body"] = json!(body.to_string());
+        v
+    };
+    let note =
+        json!({"type": "notification", "data": {"title": "t", "message": "m", "severity": "info"}});
+    handler(
+        route(json!({"action": "broadcast", "target": {"type": "channel", "channel": "kennels"}, "message": note})),
+        &env.deps,
+    )
+    .await
+    .expect("route answer");
+    let got = env.sink.delivered_to("peer");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["from"], json!({"userId": "user-2", "role": "staff"}));
+    assert!(got[0]["id"].as_u64().is_some());
+    assert!(
+        env.sink.delivered_to("outsider").is_empty(),
+        "tenant-2's `kennels` subscriber is not reached"
+    );
+    let result = env.sink.delivered_to("staff-conn");
+    assert_eq!(result[0]["type"], "broadcast_result");
+    assert_eq!(result[0]["data"]["delivered"], 1);
+
+    for kind in [
+        "presence",
+        "error",
+        "pong",
+        "METRICS_UPDATE",
+        "broadcast_result",
+    ] {
+        env.sink.clear();
+        let spoof = json!({"action": "broadcast", "target": {"type": "tenant", "tenantId": "tenant-1"},
+            "message": {"type": kind, "data": {"userId": "user-1", "status": "offline"}}});
+        handler(route(spoof), &env.deps)
+            .await
+            .expect("route answer");
+        assert!(env.sink.delivered_to("peer").is_empty(), "{kind} not sent");
+        assert_eq!(
+            env.sink.delivered_to("staff-conn")[0]["data"]["code"],
+            "reserved_type",
+            "{kind}"
+        );
+    }
+    // `from` cannot be forged: the request has no such field.
+    env.sink.clear();
+    let forged = json!({"action": "broadcast", "target": {"type": "tenant", "tenantId": "tenant-1"},
+        "message": note, "from": {"userId": "admin", "role": "admin"}});
+    handler(route(forged), &env.deps)
+        .await
+        .expect("route answer");
+    assert!(env.sink.delivered_to("peer").is_empty());
+    assert_eq!(
+        env.sink.delivered_to("staff-conn")[0]["data"]["code"],
+        "invalid_request"
+    );
 }
 
 #[tokio::test]
@@ -148,7 +249,7 @@ async fn invalid_and_oversized_messages_are_refused_before_sending() {
     seed(&env.store, "c1", "user-1", "tenant-1", "viewer").await;
     let big = "x".repeat(130 * 1024);
     let err = handler(
-        json!({"target": {"type": "user", "userId": "user-1"}, "message": {"type": "notification", "data": {"title": "t", "message": big, "severity": "info"}}}),
+        json!({"target": {"type": "user", "userId": "user-1"}, "tenantId": "tenant-1", "message": {"type": "notification", "data": {"title": "t", "message": big, "severity": "info"}}}),
         &env.deps,
     )
     .await
@@ -159,7 +260,7 @@ async fn invalid_and_oversized_messages_are_refused_before_sending() {
         "{err}"
     );
     let err = handler(
-        json!({"target": {"type": "user", "userId": "user-1"}, "message": {"type": "upload_progress", "data": {"uploadId": "u", "fileName": "f", "progress": 120, "message": "m"}}}),
+        json!({"target": {"type": "user", "userId": "user-1"}, "tenantId": "tenant-1", "message": {"type": "upload_progress", "data": {"uploadId": "u", "fileName": "f", "progress": 120, "message": "m"}}}),
         &env.deps,
     )
     .await
@@ -191,7 +292,7 @@ async fn throttling_is_retried_and_one_failing_connection_does_not_stop_the_othe
     .await
     .expect("broadcast");
     assert_eq!(
-        report,
+        counts(&report),
         json!({"targeted": 4, "delivered": 3, "gone": 0, "failed": 1})
     );
     let posts_to_throttled = env

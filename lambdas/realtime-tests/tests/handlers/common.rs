@@ -4,10 +4,13 @@ use aws_config::SdkConfig;
 use aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest;
 use realtime_core::store::Connection;
 use realtime_core::{ConnectionStore, Deps, RealtimeConfig};
-use realtime_tests::{create_connections_table, sdk_config, ManagementSink, MotoServer};
+use realtime_tests::{
+    create_connections_table, create_history_table, sdk_config, ManagementSink, MotoServer,
+};
 use serde_json::Value;
 
 pub const TABLE: &str = "barkbase-test-realtime-connections";
+pub const HISTORY: &str = "barkbase-test-realtime-history";
 pub const SECRET: &str = "test-signing-secret-0123456789abcdef";
 
 pub struct TestEnv {
@@ -23,19 +26,37 @@ pub async fn env() -> TestEnv {
 }
 
 pub async fn env_with_concurrency(concurrency: usize) -> TestEnv {
+    env_with(&[("BROADCAST_CONCURRENCY", &concurrency.to_string())]).await
+}
+
+/// The tables, the sink and `Deps` from the settings the template gives the message
+/// and broadcast functions, with `extra` on top (e.g. a rate limit).
+pub async fn env_with(extra: &[(&str, &str)]) -> TestEnv {
     let moto = MotoServer::start().expect("moto server starts");
     let sdk = sdk_config(&moto.endpoint).await;
-    create_connections_table(&aws_sdk_dynamodb::Client::new(&sdk), TABLE)
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    create_connections_table(&dynamo, TABLE)
         .await
         .expect("table created");
+    create_history_table(&dynamo, HISTORY)
+        .await
+        .expect("history table created");
     let sink = ManagementSink::start().await.expect("sink starts");
     let endpoint = sink.endpoint.clone();
-    let concurrency = concurrency.to_string();
-    let config = RealtimeConfig::from_lookup(|k| match k {
-        "CONNECTIONS_TABLE" => Some(TABLE.to_string()),
-        "WEBSOCKET_MANAGEMENT_ENDPOINT" => Some(endpoint.clone()),
-        "BROADCAST_CONCURRENCY" => Some(concurrency.clone()),
-        _ => None,
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let config = RealtimeConfig::from_lookup(|k| {
+        if let Some((_, v)) = extra.iter().find(|(name, _)| name == k) {
+            return Some(v.clone());
+        }
+        match k {
+            "CONNECTIONS_TABLE" => Some(TABLE.to_string()),
+            "HISTORY_TABLE" => Some(HISTORY.to_string()),
+            "WEBSOCKET_MANAGEMENT_ENDPOINT" => Some(endpoint.clone()),
+            _ => None,
+        }
     })
     .expect("valid config");
     let deps = Deps::new(&sdk, &config);
@@ -85,6 +106,7 @@ pub async fn seed(store: &ConnectionStore, id: &str, user: &str, tenant: &str, r
             source_ip: Some("203.0.113.10".into()),
             user_agent: None,
             channels: vec![],
+            token_exp: None,
         })
         .await
         .expect("seeded");
@@ -95,4 +117,14 @@ pub fn body_text(res: &aws_lambda_events::event::apigw::ApiGatewayProxyResponse)
         Some(aws_lambda_events::encodings::Body::Text(t)) => t.clone(),
         other => panic!("expected a text body, got {other:?}"),
     }
+}
+
+/// A broadcast report without its message `id` (which depends on the order tests run
+/// their broadcasts in).
+pub fn counts(report: &Value) -> Value {
+    let mut r = report.clone();
+    if let Some(o) = r.as_object_mut() {
+        o.remove("id");
+    }
+    r
 }

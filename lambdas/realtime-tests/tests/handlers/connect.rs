@@ -4,8 +4,22 @@ use crate::common::*;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use realtime_connect::{handler, ConnectDeps};
 use realtime_core::config::{JwtKeySource, JwtSettings};
-use realtime_core::JwtVerifier;
+use realtime_core::{JwtVerifier, ManagementClients};
 use serde_json::{json, Value};
+
+/// The rest of `ConnectDeps` as the dev stage has them: no user check, no limit, no
+/// replay function.
+fn plain(env: &TestEnv) -> ConnectDeps {
+    ConnectDeps {
+        store: env.store.clone(),
+        verifier: JwtVerifier::hs256(SECRET.as_bytes(), None, None).expect("verifier"),
+        ttl_seconds: 7200,
+        clients: ManagementClients::new(env.sdk.clone(), Some(env.sink.endpoint.clone())),
+        max_connections_per_user: None,
+        users: None,
+        resumer: None,
+    }
+}
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -76,6 +90,7 @@ async fn each_token_case_gets_its_own_answer_and_only_valid_ones_are_stored() {
         store: env.store.clone(),
         verifier: JwtVerifier::hs256(SECRET.as_bytes(), Some("barkbase"), None).expect("verifier"),
         ttl_seconds: 7200,
+        ..plain(&env)
     };
     let mut valid = claims(600);
     valid["iss"] = json!("barkbase");
@@ -108,9 +123,10 @@ async fn each_token_case_gets_its_own_answer_and_only_valid_ones_are_stored() {
         stored.user_agent.as_deref(),
         Some("Mozilla/5.0 (X11; Linux x86_64) BarkBase/2.0")
     );
-    assert!(
-        (stored.expires_at - (now() + 7200)).abs() <= 5,
-        "expiresAt = now + TTL"
+    assert_eq!(
+        (stored.expires_at, stored.token_exp),
+        (valid["exp"].as_i64().expect("exp"), valid["exp"].as_i64()),
+        "the connection ends with its token (10 min), well before the 2 h TTL"
     );
     assert!(chrono::DateTime::parse_from_rfc3339(&stored.connected_at).is_ok());
 
@@ -187,6 +203,7 @@ async fn rs256_accepts_its_key_and_refuses_an_hs256_token_signed_with_the_public
         store: env.store.clone(),
         verifier: JwtVerifier::rs256(&public, None, Some("barkbase-web")).expect("verifier"),
         ttl_seconds: 60,
+        ..plain(&env)
     };
     let mut c = claims(600);
     c["aud"] = json!("barkbase-web");
@@ -252,6 +269,7 @@ async fn secret_is_read_from_secrets_manager_and_a_store_failure_answers_500() {
         store: env.store.clone(),
         verifier,
         ttl_seconds: 7200,
+        ..plain(&env)
     };
     assert_eq!(
         handler(connect_event("sm-ok", Some(&token)), &ok)
@@ -264,10 +282,116 @@ async fn secret_is_read_from_secrets_manager_and_a_store_failure_answers_500() {
         store: realtime_core::ConnectionStore::from_sdk_config(&env.sdk, "no-such-table"),
         verifier: JwtVerifier::hs256(SECRET.as_bytes(), None, None).expect("verifier"),
         ttl_seconds: 7200,
+        ..plain(&env)
     };
     let res = handler(connect_event("sm-broken", Some(&token)), &broken).await;
     assert_eq!(
         (res.status_code, body_text(&res)),
         (500, r#"{"message":"internal error"}"#.to_string())
     );
+}
+
+#[tokio::test]
+async fn a_users_oldest_connection_is_closed_past_the_limit() {
+    let env = env().await;
+    let deps = ConnectDeps {
+        max_connections_per_user: Some(2),
+        ..plain(&env)
+    };
+    let token = hs(Algorithm::HS256, &claims(600), SECRET);
+    for id in ["first", "second", "third"] {
+        assert_eq!(
+            handler(connect_event(id, Some(&token)), &deps)
+                .await
+                .status_code,
+            200
+        );
+        // connectedAt has one-second precision: keep the order unambiguous.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    assert_eq!(env.sink.closed(), ["first"]);
+    assert!(env.store.get("first").await.expect("get").is_none());
+    let mut left: Vec<String> = env
+        .store
+        .by_user("user-1")
+        .await
+        .expect("query")
+        .into_iter()
+        .map(|c| c.connection_id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["second", "third"]);
+}
+
+fn refresh_event(
+    connection_id: &str,
+    token: &str,
+) -> aws_lambda_events::event::apigw::ApiGatewayWebsocketProxyRequest {
+    let mut v = fixture("message.json");
+    v["requestContext"]["connectionId"] = Value::from(connection_id);
+    v["requestContext"]["routeKey"] = Value::from("refresh");
+    v["body"] = Value::from(json!({"action": "refresh", "token": token}).to_string());
+    serde_json::from_value(v).expect("refresh event")
+}
+
+#[tokio::test]
+async fn refresh_extends_a_connection_with_a_token_of_the_same_user_and_tenant() {
+    let env = env().await;
+    let deps = plain(&env);
+    let short = claims(5);
+    handler(
+        connect_event("c1", Some(&hs(Algorithm::HS256, &short, SECRET))),
+        &deps,
+    )
+    .await;
+    env.store
+        .subscribe("c1", "kennels")
+        .await
+        .expect("subscribed");
+    let before = env.store.get("c1").await.expect("get").expect("stored");
+    assert_eq!(before.expires_at, short["exp"].as_i64().expect("exp"));
+
+    let longer = claims(3000);
+    let res = handler(
+        refresh_event("c1", &hs(Algorithm::HS256, &longer, SECRET)),
+        &deps,
+    )
+    .await;
+    assert_eq!(res.status_code, 200);
+    let answer = env.sink.delivered_to("c1");
+    assert_eq!(answer[0]["type"], "refreshed");
+    let after = env.store.get("c1").await.expect("get").expect("stored");
+    assert_eq!(after.expires_at, longer["exp"].as_i64().expect("exp"));
+    assert_eq!(answer[0]["data"]["expiresAt"], after.expires_at);
+
+    // Another user's token, another tenant's, or a bad one: refused, nothing changes.
+    let mut other_user = claims(6000);
+    other_user["sub"] = json!("user-2");
+    let mut other_tenant = claims(6000);
+    other_tenant["tenantId"] = json!("tenant-2");
+    for (token, code) in [
+        (hs(Algorithm::HS256, &other_user, SECRET), "forbidden"),
+        (hs(Algorithm::HS256, &other_tenant, SECRET), "forbidden"),
+        (
+            hs(Algorithm::HS256, &claims(6000), "wrong-secret"),
+            "invalid_token",
+        ),
+        (
+            hs(Algorithm::HS256, &claims(-3600), SECRET),
+            "token_expired",
+        ),
+    ] {
+        env.sink.clear();
+        handler(refresh_event("c1", &token), &deps).await;
+        assert_eq!(env.sink.delivered_to("c1")[0]["data"]["code"], code);
+        assert_eq!(
+            env.store
+                .get("c1")
+                .await
+                .expect("get")
+                .expect("stored")
+                .expires_at,
+            after.expires_at
+        );
+    }
 }

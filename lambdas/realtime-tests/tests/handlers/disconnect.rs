@@ -38,7 +38,7 @@ async fn last_connection_of_a_user_announces_offline_to_the_rest_of_the_tenant_o
     assert!(env.store.get("a").await.expect("get").is_none());
     assert!(
         env.store
-            .channel_subscribers("kennels")
+            .channel_subscribers("tenant-1", "kennels")
             .await
             .expect("query")
             .is_empty(),

@@ -6,4 +6,6 @@ mod common;
 mod connect;
 mod disconnect;
 mod message;
+mod schemas;
 mod stream;
+mod sweeper;

@@ -77,7 +77,7 @@ async fn subscribe_unsubscribe_and_the_channel_limit() {
     );
     assert_eq!(
         env.store
-            .channel_subscribers("metrics")
+            .channel_subscribers("tenant-1", "metrics")
             .await
             .expect("query"),
         vec!["c1"]
@@ -114,7 +114,7 @@ async fn subscribe_unsubscribe_and_the_channel_limit() {
     assert_eq!(over[0]["data"]["code"], "too_many_channels");
     assert!(env
         .store
-        .channel_subscribers("one-too-many")
+        .channel_subscribers("tenant-1", "one-too-many")
         .await
         .expect("query")
         .is_empty());
@@ -128,7 +128,7 @@ async fn subscribe_unsubscribe_and_the_channel_limit() {
     .is_empty());
     assert!(env
         .store
-        .channel_subscribers("metrics")
+        .channel_subscribers("tenant-1", "metrics")
         .await
         .expect("query")
         .is_empty());
@@ -163,48 +163,118 @@ async fn presence_lists_who_of_my_tenant_is_online() {
 }
 
 #[tokio::test]
-async fn broadcast_action_is_refused_for_viewers_and_delivered_for_staff() {
+async fn broadcast_is_not_a_default_action() {
+    // API Gateway routes `broadcast` to its own route; a `$default` broadcast arm
+    // would be code nothing reaches.
     let env = env().await;
-    seed(&env.store, "viewer", "user-1", "tenant-1", "viewer").await;
     seed(&env.store, "staff", "user-2", "tenant-1", "staff").await;
-    seed(&env.store, "peer", "user-3", "tenant-1", "viewer").await;
-    seed(&env.store, "outsider", "user-4", "tenant-2", "viewer").await;
-    let body = json!({
-        "action": "broadcast",
-        "target": {"type": "tenant", "tenantId": "tenant-1"},
-        "message": {"type": "notification", "data": {"title": "Kennel 4", "message": "Cleaning done", "severity": "success"}}
-    })
-    .to_string();
+    let body = json!({"action": "broadcast", "target": {"type": "tenant", "tenantId": "tenant-1"}, "message": {}}).to_string();
+    let got = send(&env, "staff", &body).await;
+    assert_eq!(got[0]["data"]["code"], "unknown_action");
+}
 
-    let refused = send(&env, "viewer", &body).await;
-    assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0]["data"]["code"], "forbidden");
-    assert_eq!(
-        env.sink.received().len(),
-        1,
-        "nothing but the refusal was sent"
-    );
+#[tokio::test]
+async fn over_the_rate_a_client_gets_rate_limited_and_then_is_closed() {
+    let env = env_with(&[
+        ("MESSAGE_RATE_PER_SECOND", "2"),
+        ("MESSAGE_BURST", "3"),
+        ("RATE_LIMIT_STRIKES", "4"),
+    ])
+    .await;
+    seed(&env.store, "fast", "user-1", "tenant-1", "viewer").await;
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let got = send(&env, "fast", r#"{"action":"ping"}"#).await;
+        codes.push(
+            got[0]["data"]["code"]
+                .as_str()
+                .unwrap_or("pong")
+                .to_string(),
+        );
+        if !env.sink.closed().is_empty() {
+            break;
+        }
+    }
+    assert_eq!(&codes[..3], ["pong", "pong", "pong"], "{codes:?}");
+    assert!(codes[3..].iter().all(|c| c == "RATE_LIMITED"), "{codes:?}");
+    assert_eq!(codes.len(), 7, "the 4th strike closes: {codes:?}");
+    assert_eq!(env.sink.closed(), vec!["fast"]);
+}
 
-    env.sink.clear();
-    let res = handler(ws_event("message.json", "staff", Some(&body)), &env.deps).await;
-    assert_eq!(
-        serde_json::from_str::<Value>(&body_text(&res)).expect("report"),
-        json!({"targeted": 3, "delivered": 3, "gone": 0, "failed": 0})
-    );
-    let mut ids: Vec<String> = env
-        .sink
-        .received()
-        .into_iter()
-        .map(|r| r.connection_id)
+#[tokio::test]
+async fn resume_replays_the_users_and_channels_messages_after_since_in_order() {
+    let env = env().await;
+    seed(&env.store, "me", "user-1", "tenant-1", "viewer").await;
+    env.store
+        .subscribe("me", "kennels")
+        .await
+        .expect("subscribed");
+    let note = |n: usize| json!({"type": "notification", "data": {"title": format!("n{n}"), "message": "m", "severity": "info"}});
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let target = if n % 2 == 0 {
+            json!({"type": "user", "userId": "user-1"})
+        } else {
+            json!({"type": "channel", "channel": "kennels"})
+        };
+        let report = realtime_broadcast::handler(
+            json!({"target": target, "tenantId": "tenant-1", "message": note(n)}),
+            &env.deps,
+        )
+        .await
+        .expect("broadcast");
+        ids.push(report["id"].as_u64().expect("id"));
+    }
+    // Not the caller's: another tenant's channel of the same name, another user.
+    for request in [
+        json!({"target": {"type": "channel", "channel": "kennels"}, "tenantId": "tenant-2", "message": note(90)}),
+        json!({"target": {"type": "user", "userId": "user-2"}, "tenantId": "tenant-1", "message": note(91)}),
+    ] {
+        realtime_broadcast::handler(request, &env.deps)
+            .await
+            .expect("broadcast");
+    }
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    let since = ids[0];
+    let got = send(
+        &env,
+        "me",
+        &json!({"action": "resume", "since": since}).to_string(),
+    )
+    .await;
+    let titles: Vec<&str> = got
+        .iter()
+        .filter_map(|m| m["data"]["title"].as_str())
         .collect();
-    ids.sort();
-    assert_eq!(
-        ids,
-        vec!["peer", "staff", "viewer"],
-        "tenant-2 is not reached"
-    );
-    assert_eq!(
-        env.sink.delivered_to("peer")[0]["data"]["severity"],
-        "success"
-    );
+    assert_eq!(titles, ["n1", "n2", "n3", "n4", "n5"]);
+    let last = got.last().expect("resumed");
+    assert_eq!(last["type"], "resumed");
+    assert_eq!(last["data"], json!({"count": 5, "lastId": ids[5]}));
+
+    let bad = send(&env, "me", r#"{"action":"resume","since":"yesterday"}"#).await;
+    assert_eq!(bad[0]["data"]["code"], "invalid_request");
+}
+
+#[tokio::test]
+async fn an_expired_connection_is_refused_and_closed() {
+    let env = env().await;
+    env.store
+        .put(&realtime_core::Connection {
+            connection_id: "old".into(),
+            user_id: "user-1".into(),
+            tenant_id: "tenant-1".into(),
+            role: "viewer".into(),
+            connected_at: "2026-11-21T12:00:00Z".into(),
+            expires_at: chrono::Utc::now().timestamp() - 1,
+            source_ip: None,
+            user_agent: None,
+            channels: vec![],
+            token_exp: None,
+        })
+        .await
+        .expect("stored");
+    let got = send(&env, "old", r#"{"action":"ping"}"#).await;
+    assert_eq!(got[0]["data"]["code"], "token_expired");
+    assert_eq!(env.sink.closed(), vec!["old"]);
 }
