@@ -66,7 +66,14 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
                 management_endpoint: format!("http://127.0.0.1:{port}/{}", api.stage),
             })
             .collect();
-        let rewrites = local_rewrites(&root, &sdk, &deployed, gateways).await?;
+        let mut rewrites = local_rewrites(&root, &sdk, &deployed, gateways).await?;
+        // The runtime's port is fixed before the functions' environments are built,
+        // so they can invoke each other through it.
+        let runtime_port = match args.runtime_port {
+            0 => free_port()?,
+            p => p,
+        };
+        rewrites.lambda_endpoint = Some(format!("http://127.0.0.1:{runtime_port}"));
         let all: Vec<_> = deployed.functions.iter().collect();
         let specs = engine::specs(
             &sdk,
@@ -86,7 +93,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
             }
         });
         let runtime = Arc::new(
-            Runtime::start(specs, args.runtime_port, on_event)
+            Runtime::start(specs, runtime_port, on_event)
                 .await
                 .map_err(dev::Error::from)?,
         );
@@ -379,6 +386,7 @@ pub(crate) async fn local_rewrites(
     Ok(Rewrites {
         databases,
         gateways,
+        lambda_endpoint: None,
     })
 }
 

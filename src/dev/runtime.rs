@@ -710,7 +710,23 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 .decode_utf8_lossy()
                 .to_string();
             let name = name.rsplit(':').next().unwrap_or(&name).to_string();
+            let asynchronous = req
+                .headers()
+                .get("x-amz-invocation-type")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"Event"));
             let payload = read_body(req).await;
+            if asynchronous {
+                // `InvocationType: Event`: queued, answered 202 at once; the outcome
+                // shows in the invocation's own log lines.
+                if !shared.functions.contains_key(&name) {
+                    return not_found_function(&name);
+                }
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let _ = invoke(&shared, &name, payload).await;
+                });
+                return reply(StatusCode::ACCEPTED, "");
+            }
             match invoke(&shared, &name, payload).await {
                 Err(e) => {
                     let mut r = json_reply(
@@ -728,6 +744,18 @@ async fn route(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => reply(StatusCode::NOT_FOUND, "not a Lambda Runtime API path"),
     }
+}
+
+fn not_found_function(name: &str) -> Response<Body> {
+    let mut r = json_reply(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"Type": "User", "message": format!("no function `{name}` in this dev runtime")}),
+    );
+    r.headers_mut().insert(
+        "x-amzn-errortype",
+        hyper::header::HeaderValue::from_static("ResourceNotFoundException"),
+    );
+    r
 }
 
 /// Lambda's Invoke answer: 200 with the body; a function error is still 200,

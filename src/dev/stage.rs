@@ -41,6 +41,9 @@ pub struct LocalGateway {
 pub struct Rewrites {
     pub databases: Vec<LocalDatabase>,
     pub gateways: Vec<LocalGateway>,
+    /// The dev runtime's Invoke API (`http://127.0.0.1:{port}`): functions that invoke
+    /// other functions reach them there (`AWS_ENDPOINT_URL_LAMBDA`), not on the emulator.
+    pub lambda_endpoint: Option<String>,
 }
 
 /// The environment an instance of `f` gets (apart from the runtime's own
@@ -61,6 +64,9 @@ pub fn environment(
     env.insert("AWS_SESSION_TOKEN".into(), "testing".into());
     if !stage.endpoint_url.is_empty() {
         env.insert("AWS_ENDPOINT_URL".into(), stage.endpoint_url.clone());
+    }
+    if let Some(url) = &rewrites.lambda_endpoint {
+        env.insert("AWS_ENDPOINT_URL_LAMBDA".into(), url.clone());
     }
     for k in ["RUST_LOG", "RUST_BACKTRACE"] {
         if let Ok(v) = std::env::var(k) {
@@ -180,8 +186,10 @@ mod tests {
                 api_id: "a1b2".into(),
                 management_endpoint: "http://127.0.0.1:3011/local".into(),
             }],
+            lambda_endpoint: Some("http://127.0.0.1:9001".into()),
         };
         let env = environment(&stage, &f, &rewrites);
+        assert_eq!(env["AWS_ENDPOINT_URL_LAMBDA"], "http://127.0.0.1:9001");
         assert_eq!(env["DB_HOST"], "127.0.0.1");
         assert_eq!(env["DB_PORT"], "54011");
         assert_eq!(env["STAGE"], "local");
@@ -198,6 +206,7 @@ mod tests {
                 ..rewrites.databases[0].clone()
             }],
             gateways: vec![],
+            lambda_endpoint: None,
         };
         assert_eq!(environment(&stage, &f, &plain)["DB_SSLMODE"], "disable");
     }
