@@ -1,5 +1,5 @@
 //! The project's cargo workspace (`cargo metadata --no-deps`) and one
-//! `cargo build --release` for a set of Lambda crates, read through cargo's JSON
+//! `cargo build` (or `cargo zigbuild` for a cross build) for a set of Lambda crates, read through cargo's JSON
 //! messages to learn where each executable landed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -101,15 +101,16 @@ pub(crate) struct CargoOutput {
     pub color: bool,
 }
 
-/// The cargo profile bundles are built with: `release`, unless
+/// The cargo profile bundles are built with: the stage's (`build_profile`,
+/// else `dev` for local stages and `release` for others), unless
 /// `BARKCTL_CARGO_PROFILE` names another. The deploy test sets `dev`: it checks
 /// what gets deployed, not how fast the handlers run, and a cold optimised build
 /// of nine SDK-heavy crates costs CI about ten minutes on two cores.
-pub(crate) fn profile() -> String {
+pub(crate) fn profile(stage: &crate::project::Stage) -> String {
     std::env::var("BARKCTL_CARGO_PROFILE")
         .ok()
         .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "release".to_string())
+        .unwrap_or_else(|| stage.build_profile().to_string())
 }
 
 /// Run one `cargo build --release` of `packages` (a superset of the wanted
@@ -120,28 +121,37 @@ pub(crate) fn build(
     packages: &[String],
     wanted: &[Wanted],
     support: &TargetSupport,
+    profile: &str,
     output: CargoOutput,
     reporter: &dyn BuildReporter,
 ) -> Result<(BTreeMap<String, PathBuf>, u64), Error> {
     let mut cmd = cargo();
     cmd.current_dir(root);
-    cmd.arg(match support.linker {
-        Linker::Zigbuild => "zigbuild",
-        _ => "build",
-    });
-    cmd.args(["--profile", &profile()]);
-    if support.explicit_target {
-        cmd.args(["--target", support.triple]);
-    }
-    if let Linker::Gcc(gcc) = &support.linker {
-        let var = format!(
-            "CARGO_TARGET_{}_LINKER",
-            support.triple.to_uppercase().replace('-', "_")
-        );
-        // A linker the user configured wins over the one barkctl found.
-        if std::env::var_os(&var).is_none() {
-            cmd.env(var, gcc);
+    let program = match &support.linker {
+        Linker::Native => "cargo build",
+        Linker::Zigbuild(zig) => {
+            // `cargo-zigbuild zigbuild` is what `cargo zigbuild` runs; called
+            // directly, it needs no PATH entry, and finds cargo through `CARGO`.
+            cmd = Command::new(&zig.cargo_zigbuild);
+            cmd.current_dir(root).arg("zigbuild");
+            if let Some(c) = std::env::var_os("CARGO") {
+                cmd.env("CARGO", c);
+            }
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let joined = std::env::join_paths(
+                std::iter::once(zig.bin_dir.clone()).chain(std::env::split_paths(&path)),
+            )
+            .unwrap_or(path);
+            cmd.env("PATH", joined);
+            "cargo zigbuild"
         }
+    };
+    if matches!(support.linker, Linker::Native) {
+        cmd.arg("build");
+    }
+    cmd.args(["--profile", profile]);
+    if let Some(target) = &support.cargo_target {
+        cmd.args(["--target", target]);
     }
     for p in packages {
         cmd.args(["-p", p]);
@@ -163,14 +173,7 @@ pub(crate) fn build(
         } else {
             Stdio::inherit()
         });
-    let program = format!(
-        "cargo {}",
-        if support.linker == Linker::Zigbuild {
-            "zigbuild"
-        } else {
-            "build"
-        }
-    );
+    let program = program.to_string();
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         program: program.clone(),
         source,

@@ -86,6 +86,12 @@ impl BuildReporter for BuildProgress {
         }
     }
 
+    fn preparing(&self, what: &str) {
+        if !self.term.quiet {
+            self.term.info(what);
+        }
+    }
+
     fn takes_cargo_output(&self) -> bool {
         // A live bar needs cargo's lines routed around it; `--quiet` needs
         // rustc's warnings held back. Otherwise cargo writes to stderr itself.
@@ -146,7 +152,8 @@ impl BuildReporter for BuildProgress {
     }
 }
 
-/// One row per function: function, crate, sha256 prefix, zip size, rebuilt/reused.
+/// One row per function: function, crate, sha256 prefix, zip size, ELF
+/// architecture, newest glibc needed, rebuilt/reused.
 pub fn print_table(
     term: &Term,
     functions: &[FunctionRef],
@@ -160,11 +167,13 @@ pub fn print_table(
         term.info("no functions to build: no stack declares `functions`");
         return;
     }
-    let mut rows: Vec<[String; 5]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "FUNCTION".into(),
         "CRATE".into(),
         "SHA256".into(),
         "ZIP".into(),
+        "ARCH".into(),
+        "GLIBC".into(),
         "BUNDLE".into(),
     ]];
     let mut sorted: Vec<&FunctionRef> = functions.iter().collect();
@@ -178,10 +187,15 @@ pub fn print_table(
             b.crate_name.clone(),
             b.sha256.chars().take(12).collect(),
             human_size(b.zip_bytes),
+            b.architecture.as_str().into(),
+            b.glibc.map_or_else(
+                || "-".to_string(),
+                |(major, minor)| format!("{major}.{minor}"),
+            ),
             if b.rezipped { "rebuilt" } else { "reused" }.into(),
         ]);
     }
-    let mut widths = [0usize; 5];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
