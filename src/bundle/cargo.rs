@@ -17,6 +17,8 @@ use crate::toolchain::{Linker, TargetSupport};
 #[derive(Debug)]
 pub(crate) struct Workspace {
     pub target_dir: PathBuf,
+    /// The workspace's `[profile.*]` names (from its root Cargo.toml).
+    pub profiles: BTreeSet<String>,
     pub packages: BTreeMap<String, Package>,
 }
 
@@ -80,7 +82,15 @@ pub(crate) fn workspace(root: &Path) -> Result<Workspace, Error> {
             )
         })
         .collect();
+    let manifest =
+        std::fs::read_to_string(meta.workspace_root.join("Cargo.toml")).unwrap_or_default();
     Ok(Workspace {
+        profiles: manifest
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("[profile.")?.strip_suffix(']'))
+            .filter(|p| !p.contains('.'))
+            .map(str::to_string)
+            .collect(),
         target_dir: meta.target_directory.into_std_path_buf(),
         packages,
     })
@@ -102,15 +112,26 @@ pub(crate) struct CargoOutput {
 }
 
 /// The cargo profile bundles are built with: the stage's (`build_profile`,
-/// else `dev` for local stages and `release` for others), unless
+/// else `dev` for local stages and `lambda` for others), unless
 /// `BARKCTL_CARGO_PROFILE` names another. The deploy test sets `dev`: it checks
 /// what gets deployed, not how fast the handlers run, and a cold optimised build
-/// of nine SDK-heavy crates costs CI about ten minutes on two cores.
-pub(crate) fn profile(stage: &crate::project::Stage) -> String {
-    std::env::var("BARKCTL_CARGO_PROFILE")
+/// of nine SDK-heavy crates costs CI about ten minutes on two cores. A
+/// workspace that does not define the default `lambda` profile gets `release`.
+pub(crate) fn profile(stage: &crate::project::Stage, ws: &Workspace) -> String {
+    if let Some(p) = std::env::var("BARKCTL_CARGO_PROFILE")
         .ok()
         .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| stage.build_profile().to_string())
+    {
+        return p;
+    }
+    let p = stage.build_profile();
+    if stage.build_profile.is_none()
+        && p == crate::project::CLOUD_BUILD_PROFILE
+        && !ws.profiles.contains(p)
+    {
+        return "release".to_string();
+    }
+    p.to_string()
 }
 
 /// Run one `cargo build --release` of `packages` (a superset of the wanted

@@ -178,7 +178,7 @@ pub fn build_functions(
         quiet: options.quiet,
         color: options.color,
     };
-    let profile = cargo::profile(&options.stage);
+    let profile = cargo::profile(&options.stage, &ws);
     let lambda_dir = ws.target_dir.join("lambda");
     let mut binaries: Vec<(String, PathBuf, Architecture)> = Vec::new();
     for wanted in groups.values() {

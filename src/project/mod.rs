@@ -60,8 +60,9 @@ pub const DEFAULT_ARCHITECTURE: Architecture = Architecture::Arm64;
 /// dependency builds with a debug barkctl and skips a cold optimised build.
 pub const LOCAL_BUILD_PROFILE: &str = "dev";
 
-/// The cargo profile of a cloud stage's bundles when it names none.
-pub const CLOUD_BUILD_PROFILE: &str = "release";
+/// The cargo profile of a cloud stage's bundles when it names none: the lean
+/// one, where the workspace defines it (else `release`, see `bundle::cargo`).
+pub const CLOUD_BUILD_PROFILE: &str = "lambda";
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -96,7 +97,7 @@ pub struct Stage {
 
 impl Stage {
     /// The cargo profile this stage's bundles are built with: the stage's
-    /// `build_profile`, else `dev` for local stages and `release` for others.
+    /// `build_profile`, else `dev` for local stages and `lambda` for others.
     pub fn build_profile(&self) -> &str {
         match &self.build_profile {
             Some(p) => p,
