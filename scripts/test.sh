@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): prepares the Python tools venv the tests use
-# (moto server, cfn-lint) under .barkctl/local/venv, then runs every test.
+# (moto server, cfn-lint, zig + cargo-zigbuild) under .barkctl/local/venv, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=.barkctl/local/venv

@@ -1,5 +1,5 @@
 //! The project's cargo workspace (`cargo metadata --no-deps`) and one
-//! `cargo build --release` for a set of Lambda crates, read through cargo's JSON
+//! `cargo build` (or `cargo zigbuild` for a cross build) for a set of Lambda crates, read through cargo's JSON
 //! messages to learn where each executable landed.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +17,8 @@ use crate::toolchain::{Linker, TargetSupport};
 #[derive(Debug)]
 pub(crate) struct Workspace {
     pub target_dir: PathBuf,
+    /// The workspace's `[profile.*]` names (from its root Cargo.toml).
+    pub profiles: BTreeSet<String>,
     pub packages: BTreeMap<String, Package>,
 }
 
@@ -80,7 +82,15 @@ pub(crate) fn workspace(root: &Path) -> Result<Workspace, Error> {
             )
         })
         .collect();
+    let manifest =
+        std::fs::read_to_string(meta.workspace_root.join("Cargo.toml")).unwrap_or_default();
     Ok(Workspace {
+        profiles: manifest
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("[profile.")?.strip_suffix(']'))
+            .filter(|p| !p.contains('.'))
+            .map(str::to_string)
+            .collect(),
         target_dir: meta.target_directory.into_std_path_buf(),
         packages,
     })
@@ -101,15 +111,27 @@ pub(crate) struct CargoOutput {
     pub color: bool,
 }
 
-/// The cargo profile bundles are built with: `release`, unless
+/// The cargo profile bundles are built with: the stage's (`build_profile`,
+/// else `dev` for local stages and `lambda` for others), unless
 /// `BARKCTL_CARGO_PROFILE` names another. The deploy test sets `dev`: it checks
 /// what gets deployed, not how fast the handlers run, and a cold optimised build
-/// of nine SDK-heavy crates costs CI about ten minutes on two cores.
-pub(crate) fn profile() -> String {
-    std::env::var("BARKCTL_CARGO_PROFILE")
+/// of nine SDK-heavy crates costs CI about ten minutes on two cores. A
+/// workspace that does not define the default `lambda` profile gets `release`.
+pub(crate) fn profile(stage: &crate::project::Stage, ws: &Workspace) -> String {
+    if let Some(p) = std::env::var("BARKCTL_CARGO_PROFILE")
         .ok()
         .filter(|p| !p.trim().is_empty())
-        .unwrap_or_else(|| "release".to_string())
+    {
+        return p;
+    }
+    let p = stage.build_profile();
+    if stage.build_profile.is_none()
+        && p == crate::project::CLOUD_BUILD_PROFILE
+        && !ws.profiles.contains(p)
+    {
+        return "release".to_string();
+    }
+    p.to_string()
 }
 
 /// Run one `cargo build --release` of `packages` (a superset of the wanted
@@ -120,28 +142,37 @@ pub(crate) fn build(
     packages: &[String],
     wanted: &[Wanted],
     support: &TargetSupport,
+    profile: &str,
     output: CargoOutput,
     reporter: &dyn BuildReporter,
 ) -> Result<(BTreeMap<String, PathBuf>, u64), Error> {
     let mut cmd = cargo();
     cmd.current_dir(root);
-    cmd.arg(match support.linker {
-        Linker::Zigbuild => "zigbuild",
-        _ => "build",
-    });
-    cmd.args(["--profile", &profile()]);
-    if support.explicit_target {
-        cmd.args(["--target", support.triple]);
-    }
-    if let Linker::Gcc(gcc) = &support.linker {
-        let var = format!(
-            "CARGO_TARGET_{}_LINKER",
-            support.triple.to_uppercase().replace('-', "_")
-        );
-        // A linker the user configured wins over the one barkctl found.
-        if std::env::var_os(&var).is_none() {
-            cmd.env(var, gcc);
+    let program = match &support.linker {
+        Linker::Native => "cargo build",
+        Linker::Zigbuild(zig) => {
+            // `cargo-zigbuild zigbuild` is what `cargo zigbuild` runs; called
+            // directly, it needs no PATH entry, and finds cargo through `CARGO`.
+            cmd = Command::new(&zig.cargo_zigbuild);
+            cmd.current_dir(root).arg("zigbuild");
+            if let Some(c) = std::env::var_os("CARGO") {
+                cmd.env("CARGO", c);
+            }
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let joined = std::env::join_paths(
+                std::iter::once(zig.bin_dir.clone()).chain(std::env::split_paths(&path)),
+            )
+            .unwrap_or(path);
+            cmd.env("PATH", joined);
+            "cargo zigbuild"
         }
+    };
+    if matches!(support.linker, Linker::Native) {
+        cmd.arg("build");
+    }
+    cmd.args(["--profile", profile]);
+    if let Some(target) = &support.cargo_target {
+        cmd.args(["--target", target]);
     }
     for p in packages {
         cmd.args(["-p", p]);
@@ -163,14 +194,7 @@ pub(crate) fn build(
         } else {
             Stdio::inherit()
         });
-    let program = format!(
-        "cargo {}",
-        if support.linker == Linker::Zigbuild {
-            "zigbuild"
-        } else {
-            "build"
-        }
-    );
+    let program = program.to_string();
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
         program: program.clone(),
         source,

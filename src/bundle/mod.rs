@@ -18,7 +18,7 @@ use std::sync::Mutex;
 pub use elf::AL2023_GLIBC;
 pub use select::{all_functions, functions_of, select, FunctionRef};
 
-use crate::project::{ArchChoice, Architecture, Project};
+use crate::project::{Architecture, Project, Stage};
 use crate::toolchain;
 
 /// A built, zipped Lambda binary.
@@ -67,6 +67,9 @@ pub trait BuildReporter: Send + Sync {
     }
     /// One line cargo wrote to stderr (only when `takes_cargo_output`).
     fn cargo_line(&self, _line: &str) {}
+    /// Getting ready to build for another architecture (adding the rustup
+    /// target, installing zig): may take a while the first time.
+    fn preparing(&self, _what: &str) {}
     /// Cargo finished (or found fresh) one compile unit.
     fn unit_finished(&self, _name: &str, _fresh: bool) {}
     /// The cargo invocation ended.
@@ -84,11 +87,11 @@ pub struct NoReport;
 impl BuildReporter for NoReport {}
 
 /// How to build.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct BuildOptions {
-    /// The architecture of functions whose stack file says `auto` (pass the
-    /// one the templates were rendered with: `toolchain::default_architecture()`).
-    pub architecture: Architecture,
+    /// The stage being built: its functions' architectures (see
+    /// `Project::architecture_of`) and its cargo profile.
+    pub stage: Stage,
     /// `cargo --quiet`: only warnings and errors.
     pub quiet: bool,
     /// Cargo's diagnostics in colour.
@@ -96,24 +99,25 @@ pub struct BuildOptions {
 }
 
 impl BuildOptions {
-    pub fn new(architecture: Architecture) -> Self {
+    pub fn new(stage: &Stage) -> Self {
         BuildOptions {
-            architecture,
+            stage: stage.clone(),
             quiet: false,
             color: false,
         }
     }
 }
 
-/// Build every crate the functions of `stacks` name (one cargo invocation), zip, hash.
+/// Build every crate the functions of `stacks` name at `stage` (one cargo
+/// invocation), zip, hash.
 pub fn build(
     project: &Project,
+    stage: &Stage,
     stacks: &[String],
-    arch: Architecture,
     reporter: &dyn BuildReporter,
 ) -> Result<BTreeMap<String, Bundle>, Error> {
-    let functions = functions_of(project, stacks)?;
-    build_functions(project, &functions, BuildOptions::new(arch), reporter)
+    let functions = functions_of(project, stage, stacks)?;
+    build_functions(project, &functions, &BuildOptions::new(stage), reporter)
 }
 
 /// Build the crates of `functions`: one cargo invocation per architecture
@@ -121,10 +125,10 @@ pub fn build(
 pub fn build_functions(
     project: &Project,
     functions: &[FunctionRef],
-    options: BuildOptions,
+    options: &BuildOptions,
     reporter: &dyn BuildReporter,
 ) -> Result<BTreeMap<String, Bundle>, Error> {
-    let crates = crates_by_architecture(functions, options.architecture)?;
+    let crates = crates_by_architecture(functions)?;
     if crates.is_empty() {
         let none = BTreeMap::new();
         reporter.done(&none);
@@ -174,27 +178,38 @@ pub fn build_functions(
         quiet: options.quiet,
         color: options.color,
     };
+    let profile = cargo::profile(&options.stage, &ws);
     let lambda_dir = ws.target_dir.join("lambda");
     let mut binaries: Vec<(String, PathBuf, Architecture)> = Vec::new();
     for wanted in groups.values() {
-        let (arch, users) = &crates[&wanted[0].crate_name];
-        let Some(support) = toolchain::support(*arch) else {
-            let first = users[0];
-            return Err(Error::ArchitectureUnavailable {
-                function: first.label(),
-                stack_file: first.stack_file.clone(),
-                architecture: arch.as_str(),
-                triple: arch.rust_target(),
-            });
-        };
-        let packages = packages_for(project, &ws, *arch, options.architecture, wanted);
-        let units_key = format!("{} {}", support.triple, packages.join(" "));
+        let (arch, _) = &crates[&wanted[0].crate_name];
+        let support = toolchain::prepare(*arch, &project.root, &|e| match e {
+            toolchain::Event::AddingTarget(t) => {
+                reporter.preparing(&format!("adding the Rust target: rustup target add {t}"))
+            }
+            toolchain::Event::InstallingZig(venv) => reporter.preparing(&format!(
+                "installing {} and {} into {} (first cross build)",
+                toolchain::ZIGLANG_PIN,
+                toolchain::CARGO_ZIGBUILD_PIN,
+                venv.display()
+            )),
+        })?;
+        let packages = packages_for(project, &options.stage, &ws, *arch, wanted);
+        let units_key = format!("{} {profile} {}", support.triple, packages.join(" "));
         reporter.build_started(
             &packages,
             support.triple,
             units::last(&lambda_dir, &units_key),
         );
-        let built = cargo::build(&project.root, &packages, wanted, &support, output, reporter);
+        let built = cargo::build(
+            &project.root,
+            &packages,
+            wanted,
+            &support,
+            &profile,
+            output,
+            reporter,
+        );
         reporter.cargo_finished(built.is_ok());
         let (exes, count) = built?;
         units::remember(&lambda_dir, &units_key, count);
@@ -217,18 +232,15 @@ pub fn build_functions(
 /// target the extra crates are fresh and cost nothing.
 fn packages_for(
     project: &Project,
+    stage: &Stage,
     ws: &cargo::Workspace,
     arch: Architecture,
-    auto: Architecture,
     wanted: &[cargo::Wanted],
 ) -> Vec<String> {
     let mut names: std::collections::BTreeSet<String> =
         wanted.iter().map(|w| w.crate_name.clone()).collect();
-    for f in all_functions(project) {
-        let same_arch = match f.architecture {
-            ArchChoice::Fixed(a) => a == arch,
-            ArchChoice::Auto => auto == arch,
-        };
+    for f in all_functions(project, stage) {
+        let same_arch = f.architecture == arch;
         let buildable = ws
             .packages
             .get(&f.crate_name)
@@ -244,14 +256,10 @@ fn packages_for(
 /// functions is built once; it cannot be both x86_64 and arm64.
 fn crates_by_architecture(
     functions: &[FunctionRef],
-    auto: Architecture,
 ) -> Result<BTreeMap<String, (Architecture, Vec<&FunctionRef>)>, Error> {
     let mut out: BTreeMap<String, (Architecture, Vec<&FunctionRef>)> = BTreeMap::new();
     for f in functions {
-        let arch = match f.architecture {
-            ArchChoice::Fixed(a) => a,
-            ArchChoice::Auto => auto,
-        };
+        let arch = f.architecture;
         let entry = out
             .entry(f.crate_name.clone())
             .or_insert_with(|| (arch, Vec::new()));
@@ -362,7 +370,7 @@ mod tests {
 
     use super::*;
 
-    fn function(stack: &str, key: &str, krate: &str, arch: ArchChoice) -> FunctionRef {
+    fn function(stack: &str, key: &str, krate: &str, arch: Architecture) -> FunctionRef {
         FunctionRef {
             stack: stack.into(),
             key: key.into(),
@@ -373,13 +381,13 @@ mod tests {
     }
 
     #[test]
-    fn a_crate_shared_by_two_functions_is_built_once_for_the_auto_architecture() {
+    fn a_crate_shared_by_two_functions_is_built_once() {
         let fs = [
-            function("a", "one", "shared", ArchChoice::Auto),
-            function("b", "two", "shared", ArchChoice::Fixed(Architecture::Arm64)),
-            function("b", "three", "other", ArchChoice::Auto),
+            function("a", "one", "shared", Architecture::Arm64),
+            function("b", "two", "shared", Architecture::Arm64),
+            function("b", "three", "other", Architecture::X86_64),
         ];
-        let crates = crates_by_architecture(&fs, Architecture::Arm64).expect("no conflict");
+        let crates = crates_by_architecture(&fs).expect("no conflict");
         assert_eq!(crates.len(), 2);
         assert_eq!(crates["shared"].0, Architecture::Arm64);
         assert_eq!(crates["shared"].1.len(), 2);
@@ -388,10 +396,10 @@ mod tests {
     #[test]
     fn one_crate_cannot_ship_as_x86_64_and_arm64() {
         let fs = [
-            function("a", "one", "shared", ArchChoice::Auto),
-            function("b", "two", "shared", ArchChoice::Fixed(Architecture::Arm64)),
+            function("a", "one", "shared", Architecture::X86_64),
+            function("b", "two", "shared", Architecture::Arm64),
         ];
-        let err = crates_by_architecture(&fs, Architecture::X86_64).expect_err("conflict");
+        let err = crates_by_architecture(&fs).expect_err("conflict");
         assert_eq!(err.exit_code(), 2);
         assert_eq!(
             err.to_string(),
@@ -434,13 +442,8 @@ pub enum Error {
         second: String,
         second_arch: &'static str,
     },
-    #[error("function `{function}` ({}) is {architecture}, but this machine cannot build for `{triple}`", stack_file.display())]
-    ArchitectureUnavailable {
-        function: String,
-        stack_file: PathBuf,
-        architecture: &'static str,
-        triple: &'static str,
-    },
+    #[error(transparent)]
+    Toolchain(#[from] toolchain::Error),
     #[error("cannot read the cargo workspace at `{}`: {source}", root.display())]
     Metadata {
         root: PathBuf,
@@ -511,7 +514,7 @@ impl Error {
             | Error::NotAMember { .. }
             | Error::NoBinary { .. }
             | Error::AmbiguousBinary { .. } => exit::INVALID_INPUT,
-            Error::ArchitectureUnavailable { .. }
+            Error::Toolchain(_)
             | Error::Metadata { .. }
             | Error::Spawn { .. }
             | Error::CargoFailed { .. }
@@ -525,9 +528,7 @@ impl Error {
     /// What to do about it, printed after a blank line.
     pub fn hint(&self) -> Option<String> {
         match self {
-            Error::ArchitectureUnavailable { triple, .. } => Some(format!(
-                "`rustup target add {triple}` and install a linker for it (`gcc-aarch64-linux-gnu` or `cargo-zigbuild`), or set `architecture: x86_64` on the function"
-            )),
+            Error::Toolchain(e) => e.hint(),
             Error::CargoFailed { .. } => Some("cargo's errors are printed above".into()),
             Error::Spawn { .. } => Some("is cargo on PATH?".into()),
             _ => None,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::Error;
-use crate::project::{ArchChoice, Project};
+use crate::project::{Architecture, Project, Stage};
 
 /// One function of one stack, as the build needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +15,8 @@ pub struct FunctionRef {
     pub crate_name: String,
     /// The stack file, relative to the project root, for errors.
     pub stack_file: PathBuf,
-    pub architecture: ArchChoice,
+    /// What the stack files declare for the stage being built.
+    pub architecture: Architecture,
 }
 
 impl FunctionRef {
@@ -25,8 +26,12 @@ impl FunctionRef {
     }
 }
 
-/// Every function of the named stacks, in stack then key order.
-pub fn functions_of(project: &Project, stacks: &[String]) -> Result<Vec<FunctionRef>, Error> {
+/// Every function of the named stacks at `stage`, in stack then key order.
+pub fn functions_of(
+    project: &Project,
+    stage: &Stage,
+    stacks: &[String],
+) -> Result<Vec<FunctionRef>, Error> {
     let mut out = Vec::new();
     for name in stacks {
         let Some(stack) = project.stacks.get(name) else {
@@ -45,22 +50,26 @@ pub fn functions_of(project: &Project, stacks: &[String]) -> Result<Vec<Function
             key: f.key.clone(),
             crate_name: f.crate_name.clone(),
             stack_file: stack.file.clone(),
-            architecture: f.architecture,
+            architecture: project.architecture_of(stage, f),
         }));
     }
     Ok(out)
 }
 
-/// Every function of the project.
-pub fn all_functions(project: &Project) -> Vec<FunctionRef> {
+/// Every function of the project at `stage`.
+pub fn all_functions(project: &Project, stage: &Stage) -> Vec<FunctionRef> {
     let names: Vec<String> = project.stacks.keys().cloned().collect();
-    functions_of(project, &names).unwrap_or_default()
+    functions_of(project, stage, &names).unwrap_or_default()
 }
 
 /// The functions `names` select (all when empty). A name is `stack.function`, a
 /// function key (every stack's function with that key) or a crate name.
-pub fn select(project: &Project, names: &[String]) -> Result<Vec<FunctionRef>, Error> {
-    let all = all_functions(project);
+pub fn select(
+    project: &Project,
+    stage: &Stage,
+    names: &[String],
+) -> Result<Vec<FunctionRef>, Error> {
+    let all = all_functions(project, stage);
     if names.is_empty() {
         return Ok(all);
     }

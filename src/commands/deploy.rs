@@ -194,15 +194,16 @@ fn build_bundles(
     if !any {
         return Ok(BTreeMap::new());
     }
-    let functions = crate::bundle::functions_of(&session.project, stacks)?;
+    let stage = session.stage()?;
+    let functions = crate::bundle::functions_of(&session.project, stage, stacks)?;
     let options = crate::bundle::BuildOptions {
-        // The architecture the templates were rendered with.
-        architecture: session.render_options().architecture,
+        // The stage the templates were rendered for: same architectures.
+        stage: stage.clone(),
         quiet: true,
         color: ctx.term.color,
     };
     let reporter = crate::report::build::BuildProgress::new(ctx.term);
-    let built = crate::bundle::build_functions(&session.project, &functions, options, &reporter)?;
+    let built = crate::bundle::build_functions(&session.project, &functions, &options, &reporter)?;
     Ok(built
         .into_iter()
         .map(|(name, b)| {

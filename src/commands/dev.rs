@@ -162,6 +162,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
         if args.watch {
             tasks.push(tokio::spawn(watch(
                 project,
+                stage.clone(),
                 deployed.clone(),
                 runtime.clone(),
                 term,
@@ -233,6 +234,7 @@ async fn wait_for_stop() {
 /// differs from the one running; connections and triggers stay as they are.
 async fn watch(
     project: crate::project::Project,
+    stage: crate::project::Stage,
     deployed: DeployedStage,
     runtime: Arc<Runtime>,
     term: crate::report::Term,
@@ -266,12 +268,14 @@ async fn watch(
         let started = std::time::Instant::now();
         term.info("watch: change under lambdas/, building");
         let p = project.clone();
+        let s = stage.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let functions = crate::bundle::all_functions(&p);
-            let mut options =
-                crate::bundle::BuildOptions::new(crate::dev::bundles::host_build_architecture());
+            // A local stage: the host's architecture and the stage's profile,
+            // the same build its deploy made.
+            let functions = crate::bundle::all_functions(&p, &s);
+            let mut options = crate::bundle::BuildOptions::new(&s);
             options.quiet = true;
-            crate::bundle::build_functions(&p, &functions, options, &crate::bundle::NoReport)
+            crate::bundle::build_functions(&p, &functions, &options, &crate::bundle::NoReport)
         })
         .await;
         let bundles = match built {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use crate::cli::GlobalArgs;
 use crate::graph::Graph;
 use crate::project::{self, Project, Stage};
-use crate::render::{self, RenderOptions, Rendered, Renderer};
+use crate::render::{self, Rendered, Renderer};
 use crate::report::Term;
 use crate::{Error, Result};
 
@@ -108,23 +108,11 @@ impl Session {
             .collect())
     }
 
-    pub fn render_options(&self) -> RenderOptions {
-        RenderOptions {
-            architecture: crate::toolchain::default_architecture(),
-        }
-    }
-
     /// Render and check `names` (in the given order) for the current stage.
     pub fn render(&self, names: &[String]) -> Result<Vec<Rendered>> {
         let renderer = Renderer::new(&self.project.root)?;
         let stage = self.stage()?;
-        Ok(render::render_all(
-            &renderer,
-            &self.project,
-            stage,
-            names,
-            self.render_options(),
-        )?)
+        Ok(render::render_all(&renderer, &self.project, stage, names)?)
     }
 }
 

@@ -24,10 +24,9 @@ pub fn validate(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
         vec![session.stage()?]
     };
     let renderer = Renderer::new(&session.project.root)?;
-    let opts = session.render_options();
     let mut lines = Vec::new();
     for stage in stages {
-        let rendered = render::render_all(&renderer, &session.project, stage, &names, opts)?;
+        let rendered = render::render_all(&renderer, &session.project, stage, &names)?;
         let resources: usize = rendered
             .iter()
             .map(|r| r.template["Resources"].as_object().map_or(0, |m| m.len()))

@@ -48,19 +48,9 @@ pub fn elf_architecture(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The host's architecture as the bundle builder names it (`--watch` builds for it).
-pub fn host_build_architecture() -> crate::project::Architecture {
-    match std::env::consts::ARCH {
-        "aarch64" => crate::project::Architecture::Arm64,
-        _ => crate::project::Architecture::X86_64,
-    }
-}
-
+/// The host's architecture as Lambda names it: what a local stage is built for.
 pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "x86_64",
-    }
+    crate::project::Architecture::host().as_str()
 }
 
 /// Fetch (or reuse) the executable of `function` from `bucket`.

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::raw::{RawProject, RawStack};
 use super::yaml_lines::line_of;
-use super::{ArchChoice, Architecture, Error, Function, Location, Project, Stack, Stage};
+use super::{Architecture, Error, Function, Location, Project, Stack, Stage};
 
 const DEFAULT_MEMORY: u32 = 128;
 const DEFAULT_TIMEOUT: u32 = 3;
@@ -49,6 +49,27 @@ pub fn load(root: &Path) -> Result<Project, Error> {
             &["stages", name.as_str()],
             &name,
         )?;
+        let architecture = match &s.architecture {
+            Some(a) => Some(parse_arch(a).map_err(|m| {
+                Error::invalid(
+                    &project_rel,
+                    format!("stages.{name}.architecture"),
+                    line_of(&project_text, &["stages", name.as_str(), "architecture"]),
+                    m,
+                )
+            })?),
+            None => None,
+        };
+        if let Some(profile) = &s.build_profile {
+            if !valid_profile(profile) {
+                return Err(Error::invalid(
+                    &project_rel,
+                    format!("stages.{name}.build_profile"),
+                    line_of(&project_text, &["stages", name.as_str(), "build_profile"]),
+                    format!("`{profile}` is not a cargo profile name"),
+                ));
+            }
+        }
         stages.insert(
             name.clone(),
             Stage {
@@ -60,6 +81,8 @@ pub fn load(root: &Path) -> Result<Project, Error> {
                 termination_protection: s.termination_protection,
                 params: s.params,
                 tags: s.tags,
+                architecture,
+                build_profile: s.build_profile,
             },
         );
     }
@@ -74,7 +97,7 @@ pub fn load(root: &Path) -> Result<Project, Error> {
                 m,
             )
         })?,
-        None => ArchChoice::Auto,
+        None => super::DEFAULT_ARCHITECTURE,
     };
 
     let crates = workspace_crates(root);
@@ -138,11 +161,11 @@ pub fn load(root: &Path) -> Result<Project, Error> {
                 ));
             };
             let architecture = match &f.architecture {
-                Some(a) => parse_arch(a).map_err(|m| {
+                Some(a) => Some(parse_arch(a).map_err(|m| {
                     let (k, line) = at("architecture");
                     Error::invalid(&rel, k, line, m)
-                })?,
-                None => default_arch,
+                })?),
+                None => None,
             };
             let memory = f.memory.or(fn_defaults.memory).unwrap_or(DEFAULT_MEMORY);
             if !(128..=10240).contains(&memory) {
@@ -261,6 +284,7 @@ pub fn load(root: &Path) -> Result<Project, Error> {
         tags: raw.tags,
         stages,
         stacks,
+        default_architecture: default_arch,
     })
 }
 
@@ -330,15 +354,22 @@ fn check_name(rel: &Path, text: &str, key: &[&str], name: &str) -> Result<(), Er
     ))
 }
 
-fn parse_arch(s: &str) -> Result<ArchChoice, String> {
+fn parse_arch(s: &str) -> Result<Architecture, String> {
     match s {
-        "auto" => Ok(ArchChoice::Auto),
-        "x86_64" => Ok(ArchChoice::Fixed(Architecture::X86_64)),
-        "arm64" => Ok(ArchChoice::Fixed(Architecture::Arm64)),
-        other => Err(format!(
-            "architecture `{other}` is not one of: auto, x86_64, arm64"
-        )),
+        "x86_64" => Ok(Architecture::X86_64),
+        "arm64" => Ok(Architecture::Arm64),
+        // `auto` chose from the installed toolchain, so one commit rendered
+        // differently on different machines.
+        "auto" => Err("architecture `auto` is no longer accepted: declare `x86_64` or `arm64` (the default is arm64; local stages always build for this machine)".to_string()),
+        other => Err(format!("architecture `{other}` is not one of: x86_64, arm64")),
     }
+}
+
+/// What cargo accepts after `--profile`: letters, digits, `-` and `_`.
+fn valid_profile(p: &str) -> bool {
+    !p.is_empty()
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Every `stacks/*.yaml` except project.yaml, sorted.

@@ -31,6 +31,17 @@ impl Architecture {
         }
     }
 
+    /// The architecture of the machine barkctl runs on, from the compile-time
+    /// target (no process): what a local stage's functions are built for,
+    /// because `barkctl dev` runs them here. Hosts other than aarch64 count as
+    /// x86_64 (the only other architecture Lambda has).
+    pub fn host() -> Self {
+        match std::env::consts::ARCH {
+            "aarch64" => Architecture::Arm64,
+            _ => Architecture::X86_64,
+        }
+    }
+
     /// The Rust target triple a bundle for this architecture is built for.
     pub fn rust_target(self) -> &'static str {
         match self {
@@ -40,12 +51,18 @@ impl Architecture {
     }
 }
 
-/// A function's wanted architecture: fixed, or chosen from the installed toolchain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArchChoice {
-    Auto,
-    Fixed(Architecture),
-}
+/// The architecture functions get when neither the function, its stage nor
+/// `defaults.function` declares one: Graviton is cheaper and starts Rust
+/// handlers faster.
+pub const DEFAULT_ARCHITECTURE: Architecture = Architecture::Arm64;
+
+/// The cargo profile of a local stage's bundles when it names none: shares its
+/// dependency builds with a debug barkctl and skips a cold optimised build.
+pub const LOCAL_BUILD_PROFILE: &str = "dev";
+
+/// The cargo profile of a cloud stage's bundles when it names none: the lean
+/// one, where the workspace defines it (else `release`, see `bundle::cargo`).
+pub const CLOUD_BUILD_PROFILE: &str = "lambda";
 
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -57,6 +74,8 @@ pub struct Project {
     pub stages: BTreeMap<String, Stage>,
     /// Stacks by short name (`network`, `realtime`, ...).
     pub stacks: BTreeMap<String, Stack>,
+    /// `defaults.function.architecture`, else `DEFAULT_ARCHITECTURE`.
+    pub default_architecture: Architecture,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +88,23 @@ pub struct Stage {
     pub termination_protection: bool,
     pub params: Map<String, Value>,
     pub tags: BTreeMap<String, String>,
+    /// The stage's `architecture`: wins over the project default, not over a
+    /// function's own. Not used by local stages (they build for the host).
+    pub architecture: Option<Architecture>,
+    /// The stage's `build_profile` (a cargo profile name).
+    pub build_profile: Option<String>,
+}
+
+impl Stage {
+    /// The cargo profile this stage's bundles are built with: the stage's
+    /// `build_profile`, else `dev` for local stages and `lambda` for others.
+    pub fn build_profile(&self) -> &str {
+        match &self.build_profile {
+            Some(p) => p,
+            None if self.local => LOCAL_BUILD_PROFILE,
+            None => CLOUD_BUILD_PROFILE,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +135,8 @@ pub struct Function {
     pub crate_dir: PathBuf,
     pub memory: u32,
     pub timeout: u32,
-    pub architecture: ArchChoice,
+    /// The function's own `architecture`, when its stack file declares one.
+    pub architecture: Option<Architecture>,
     pub description: Option<String>,
 }
 
@@ -131,6 +168,20 @@ impl Project {
             name: name.to_string(),
             known: self.stacks.keys().cloned().collect::<Vec<_>>().join(", "),
         })
+    }
+
+    /// The architecture `function` is rendered and built with at `stage`, from
+    /// the stack files alone: the host's on a local stage (`barkctl dev` runs
+    /// it here); otherwise the function's own, else the stage's, else the
+    /// project default.
+    pub fn architecture_of(&self, stage: &Stage, function: &Function) -> Architecture {
+        if stage.local {
+            return Architecture::host();
+        }
+        function
+            .architecture
+            .or(stage.architecture)
+            .unwrap_or(self.default_architecture)
     }
 
     pub fn region_for(&self, stage: &Stage) -> String {

@@ -53,6 +53,8 @@ pub struct RawStage {
     pub params: Map<String, Value>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    pub architecture: Option<String>,
+    pub build_profile: Option<String>,
 }
 
 /// `stacks/<name>.yaml`

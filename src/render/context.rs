@@ -3,8 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use super::registry::pascal_case;
-use super::RenderOptions;
-use crate::project::{ArchChoice, Project, Stack, Stage};
+use crate::project::{Project, Stack, Stage};
 
 /// The parameter holding the asset bucket's name, in every stack with functions.
 pub const ASSETS_BUCKET_PARAM: &str = "AssetsBucket";
@@ -24,13 +23,10 @@ pub fn function_logical_id(function: &str) -> String {
     format!("{}Function", pascal_case(function))
 }
 
-pub fn build(project: &Project, stage: &Stage, stack: &Stack, opts: RenderOptions) -> Value {
+pub fn build(project: &Project, stage: &Stage, stack: &Stack) -> Value {
     let mut functions = Map::new();
     for (key, f) in &stack.functions {
-        let arch = match f.architecture {
-            ArchChoice::Fixed(a) => a,
-            ArchChoice::Auto => opts.architecture,
-        };
+        let arch = project.architecture_of(stage, f);
         functions.insert(
             key.clone(),
             json!({

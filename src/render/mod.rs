@@ -13,18 +13,11 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::project::{Architecture, Project, Stack, Stage};
+use crate::project::{Project, Stack, Stage};
 
 pub use context::{code_key_param, function_logical_id, needs_param, ASSETS_BUCKET_PARAM};
 pub use error::Error;
 pub use registry::Renderer;
-
-/// Choices made outside the stack files that the templates depend on.
-#[derive(Debug, Clone, Copy)]
-pub struct RenderOptions {
-    /// Architecture for functions whose stack file says `auto`.
-    pub architecture: Architecture,
-}
 
 /// One stack's rendered template.
 #[derive(Debug, Clone)]
@@ -71,9 +64,11 @@ pub fn render_stack(
     project: &Project,
     stage: &Stage,
     stack: &Stack,
-    opts: RenderOptions,
 ) -> Result<Rendered, Error> {
-    let ctx = context::build(project, stage, stack, opts);
+    // Everything the template sees comes from the stack files: rendering never
+    // asks the machine (no toolchain probe, no process), so one commit renders
+    // the same bytes everywhere.
+    let ctx = context::build(project, stage, stack);
     let text = renderer.render(&stack.template, &ctx)?;
     let mut template = cfn_yaml::parse(&text).map_err(|e| Error::RenderedYaml {
         template: stack.template.clone(),
@@ -149,17 +144,13 @@ pub fn render_all(
     project: &Project,
     stage: &Stage,
     names: &[String],
-    opts: RenderOptions,
 ) -> Result<Vec<Rendered>, Error> {
     let mut cache: BTreeMap<String, Rendered> = BTreeMap::new();
     let mut order = Vec::new();
     for name in names {
         let stack = &project.stacks[name];
         if !cache.contains_key(name) {
-            cache.insert(
-                name.clone(),
-                render_stack(renderer, project, stage, stack, opts)?,
-            );
+            cache.insert(name.clone(), render_stack(renderer, project, stage, stack)?);
         }
         order.push(name.clone());
         for (upstream, outputs) in &stack.needs {
@@ -167,7 +158,7 @@ pub fn render_all(
                 let up = &project.stacks[upstream];
                 cache.insert(
                     upstream.clone(),
-                    render_stack(renderer, project, stage, up, opts)?,
+                    render_stack(renderer, project, stage, up)?,
                 );
             }
             let declared = cache[upstream].outputs();

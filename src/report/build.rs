@@ -1,15 +1,53 @@
 //! Terminal output for `barkctl build`: an indicatif bar while cargo compiles
-//! (live terminals only; cargo's own lines pass straight through otherwise), and
-//! the table of bundles at the end.
+//! (live terminals only; cargo's own lines pass straight through otherwise, plus
+//! a heartbeat line every 15 s saying how far the build is), and the table of
+//! bundles at the end.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Style, Term};
 use crate::bundle::{BuildReporter, Bundle, FunctionRef};
+
+/// How often a build without a live terminal says how far it is: a log (CI,
+/// a pipe) must not go silent for the minutes a cold optimised build takes.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// What the heartbeat reports: compile units done so far of the cargo run.
+#[derive(Debug, Default)]
+struct Units {
+    done: u64,
+    /// Units the same build had last time, when known.
+    total: Option<u64>,
+    last: String,
+    target: String,
+}
+
+/// `build: 143/310 compile units (46%) for aarch64-unknown-linux-gnu, last: aws-sdk-s3, 45s`
+fn heartbeat_line(u: &Units, elapsed: Duration) -> String {
+    let count = match u.total {
+        Some(t) if t > 0 => format!(
+            "{}/{t} compile units ({}%)",
+            u.done,
+            (u.done * 100 / t).min(100)
+        ),
+        _ => format!("{} compile units", u.done),
+    };
+    let last = if u.last.is_empty() {
+        String::new()
+    } else {
+        format!(", last: {}", u.last)
+    };
+    format!(
+        "build: {count} for {}{last}, {}s",
+        u.target,
+        elapsed.as_secs()
+    )
+}
 
 /// Build progress on stderr.
 pub struct BuildProgress {
@@ -17,6 +55,9 @@ pub struct BuildProgress {
     bar: Mutex<Option<ProgressBar>>,
     /// Inside a rustc warning block (dropped under `--quiet`).
     skipping_warning: Mutex<bool>,
+    units: Arc<Mutex<Units>>,
+    /// Set to stop the running heartbeat thread.
+    beat_stop: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl BuildProgress {
@@ -25,7 +66,39 @@ impl BuildProgress {
             term,
             bar: Mutex::new(None),
             skipping_warning: Mutex::new(false),
+            units: Arc::new(Mutex::new(Units::default())),
+            beat_stop: Mutex::new(None),
         }
+    }
+
+    /// Without a live bar: one line per `HEARTBEAT` until the cargo run ends.
+    fn start_heartbeat(&self, target: &str, total: Option<u64>) {
+        if let Ok(mut u) = self.units.lock() {
+            *u = Units {
+                total,
+                target: target.to_string(),
+                ..Units::default()
+            };
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        if let Ok(mut slot) = self.beat_stop.lock() {
+            *slot = Some(stop.clone());
+        }
+        let units = self.units.clone();
+        let started = Instant::now();
+        std::thread::spawn(move || {
+            let mut next = started + HEARTBEAT;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if Instant::now() < next || stop.load(Ordering::Relaxed) {
+                    continue;
+                }
+                next += HEARTBEAT;
+                if let Ok(u) = units.lock() {
+                    eprintln!("{}", heartbeat_line(&u, started.elapsed()));
+                }
+            }
+        });
     }
 
     /// Under `--quiet`, cargo (run with `--quiet`) still prints rustc's
@@ -63,8 +136,10 @@ impl BuildReporter for BuildProgress {
             crates.join(", ")
         );
         if !self.term.live {
-            // Cargo's own stderr follows, unfiltered.
+            // Cargo's own stderr follows, unfiltered (nothing under `--quiet`,
+            // as deploy runs it): the heartbeat says how far it is.
             self.term.info(&what);
+            self.start_heartbeat(target, units);
             return;
         }
         let bar = match units {
@@ -83,6 +158,12 @@ impl BuildReporter for BuildProgress {
         bar.println(what);
         if let Ok(mut guard) = self.bar.lock() {
             *guard = Some(bar);
+        }
+    }
+
+    fn preparing(&self, what: &str) {
+        if !self.term.quiet {
+            self.term.info(what);
         }
     }
 
@@ -131,6 +212,11 @@ impl BuildReporter for BuildProgress {
     }
 
     fn unit_finished(&self, name: &str, _fresh: bool) {
+        if let Ok(mut u) = self.units.lock() {
+            u.done += 1;
+            u.last.clear();
+            u.last.push_str(name);
+        }
         self.with_bar(|bar| {
             bar.inc(1);
             bar.set_message(name.to_string());
@@ -138,6 +224,11 @@ impl BuildReporter for BuildProgress {
     }
 
     fn cargo_finished(&self, _success: bool) {
+        if let Ok(mut slot) = self.beat_stop.lock() {
+            if let Some(stop) = slot.take() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
         if let Ok(mut guard) = self.bar.lock() {
             if let Some(bar) = guard.take() {
                 bar.finish_and_clear();
@@ -146,7 +237,8 @@ impl BuildReporter for BuildProgress {
     }
 }
 
-/// One row per function: function, crate, sha256 prefix, zip size, rebuilt/reused.
+/// One row per function: function, crate, sha256 prefix, zip size, ELF
+/// architecture, newest glibc needed, rebuilt/reused.
 pub fn print_table(
     term: &Term,
     functions: &[FunctionRef],
@@ -160,11 +252,13 @@ pub fn print_table(
         term.info("no functions to build: no stack declares `functions`");
         return;
     }
-    let mut rows: Vec<[String; 5]> = vec![[
+    let mut rows: Vec<[String; 7]> = vec![[
         "FUNCTION".into(),
         "CRATE".into(),
         "SHA256".into(),
         "ZIP".into(),
+        "ARCH".into(),
+        "GLIBC".into(),
         "BUNDLE".into(),
     ]];
     let mut sorted: Vec<&FunctionRef> = functions.iter().collect();
@@ -178,10 +272,15 @@ pub fn print_table(
             b.crate_name.clone(),
             b.sha256.chars().take(12).collect(),
             human_size(b.zip_bytes),
+            b.architecture.as_str().into(),
+            b.glibc.map_or_else(
+                || "-".to_string(),
+                |(major, minor)| format!("{major}.{minor}"),
+            ),
             if b.rezipped { "rebuilt" } else { "reused" }.into(),
         ]);
     }
-    let mut widths = [0usize; 5];
+    let mut widths = [0usize; 7];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -264,6 +363,26 @@ fn strip_ansi(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_heartbeat_says_what_was_compiled_and_how_far_it_is() {
+        let mut u = Units {
+            done: 143,
+            total: Some(310),
+            last: "aws-sdk-s3".into(),
+            target: "aarch64-unknown-linux-gnu".into(),
+        };
+        assert_eq!(
+            heartbeat_line(&u, Duration::from_secs(45)),
+            "build: 143/310 compile units (46%) for aarch64-unknown-linux-gnu, last: aws-sdk-s3, 45s"
+        );
+        u.total = None;
+        u.last.clear();
+        assert_eq!(
+            heartbeat_line(&u, Duration::from_secs(15)),
+            "build: 143 compile units for aarch64-unknown-linux-gnu, 15s"
+        );
+    }
 
     #[test]
     fn sizes_read_like_people_write_them() {

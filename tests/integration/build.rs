@@ -219,40 +219,6 @@ fn build_shows_the_compile_error_as_cargo_prints_it_and_exits_3() {
 }
 
 #[test]
-fn build_for_arm64_ships_an_arm64_binary_or_says_what_to_install() {
-    use barkctl::project::Architecture;
-    let (_tmp, dir) = project();
-    harness::write(
-        &dir.join("stacks/api.yaml"),
-        "template: api.yaml.hbs\nfunctions:\n  ping: { crate: ping, architecture: arm64 }\n",
-    );
-    let run = build(&dir, &["ping"]);
-    match barkctl::toolchain::support(Architecture::Arm64) {
-        None => {
-            assert_eq!(run.code, 3, "{run:#?}");
-            assert!(
-                run.stderr.starts_with(
-                    "error: function `api.ping` (stacks/api.yaml) is arm64, \
-                     but this machine cannot build for `aarch64-unknown-linux-gnu`"
-                ),
-                "{}",
-                run.stderr
-            );
-            assert!(run
-                .stderr
-                .contains("hint: `rustup target add aarch64-unknown-linux-gnu`"));
-            assert!(!zip_path(&dir, "ping").exists());
-        }
-        Some(_) => {
-            run.assert_ok();
-            let (_, _, content) = entry(&zip_path(&dir, "ping"));
-            // ELF e_machine 0xb7: AArch64.
-            assert_eq!(&content[18..20], &[0xb7, 0x00]);
-        }
-    }
-}
-
-#[test]
 fn build_quiet_holds_back_compiler_warnings_but_not_errors() {
     let (_tmp, dir) = project();
     harness::write(

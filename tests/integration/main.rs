@@ -1,7 +1,9 @@
 //! The one integration test target: runs the real `barkctl` binary on fixture
 //! projects in temp dirs and pins its stdout, stderr and exit code.
 
+mod architecture;
 mod build;
+mod cross;
 mod deploy;
 mod dev;
 mod diff;
