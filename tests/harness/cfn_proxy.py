@@ -501,9 +501,17 @@ def execute_change_set(form, auth):
     return 200, xml_response("ExecuteChangeSet", "")
 
 
+def still_stuck(op):
+    # A stuck operation moves on once the test drops the fault.
+    if op["stuck"] and (CONFIG["faults"].get(op.get("name")) or {}).get("outcome") != "stuck":
+        op["stuck"] = False
+    return op["stuck"]
+
+
 def effective_status(st, moto_status):
     op = st["op"]
     if op is not None:
+        still_stuck(op)
         if op["lag"] > 0:
             return op["prev"] or moto_status or "REVIEW_IN_PROGRESS"
         if op["polls"] > 0 or op["stuck"]:
@@ -597,6 +605,7 @@ def start_operation(st, name, cs, token, create, outcome, fault, error, prev):
         "polls": int(fault.get("polls", CONFIG["in_progress_polls"])),
         "lag": int(CONFIG["start_lag_polls"]),
         "stuck": outcome == "stuck" and fault.get("polls") is None,
+        "name": name,
         "running": verb + "_IN_PROGRESS",
         "final": final,
         "prev": prev,
@@ -613,8 +622,8 @@ def advance(st):
     if op["lag"] > 0:
         op["lag"] -= 1
         return
-    if op["stuck"]:
-        if st["pending"] and not op["reveal_at_end"]:
+    if still_stuck(op):
+        if len(st["pending"]) > 1 and not op["reveal_at_end"]:
             st["events"].append(st["pending"].pop(0))
         return
     if op["polls"] > 0:

@@ -1,6 +1,8 @@
 //! The one integration test target: runs the real `barkctl` binary on fixture
 //! projects in temp dirs and pins its stdout, stderr and exit code.
 
+mod aws_behaviour;
+mod aws_errors;
 mod build;
 mod deploy;
 mod dev;
