@@ -8,6 +8,8 @@ pub mod exit {
     pub const DIFFERENCES: i32 = 1;
     pub const INVALID_INPUT: i32 = 2;
     pub const DEPLOY_FAILED: i32 = 3;
+    /// Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +76,8 @@ impl Error {
                 "this command is part of barkctl's surface; its body lands in a later release"
                     .into(),
             ),
-            _ => None,
+            // AWS access problems (credentials, SSO, DNS) name their own remedy.
+            _ => crate::aws::hint_for(&self.to_string()),
         }
     }
 }

@@ -546,7 +546,8 @@ impl ChangeAction {
     }
 }
 
-/// Resource types whose replacement or removal loses data.
+/// Resource types whose replacement or removal loses data: the one list that
+/// deploy's review gates and diff's classification both use.
 pub const STATEFUL_TYPES: &[&str] = &[
     "AWS::DynamoDB::Table",
     "AWS::DynamoDB::GlobalTable",
@@ -555,6 +556,7 @@ pub const STATEFUL_TYPES: &[&str] = &[
     "AWS::SecretsManager::Secret",
     "AWS::S3::Bucket",
     "AWS::Logs::LogGroup",
+    "AWS::EFS::FileSystem",
     "AWS::KMS::Key",
 ];
 

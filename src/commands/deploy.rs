@@ -25,6 +25,17 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
     let waves = session.graph().waves_of(&selected)?;
     let ordered: Vec<String> = waves.iter().flatten().cloned().collect();
     let rendered = session.render(&ordered)?;
+    // CloudFormation's own limit, checked before anything is built or called.
+    for r in &rendered {
+        let bytes = serde_json::to_string(&r.template).map_or(0, |s| s.len());
+        if bytes > aws::TEMPLATE_URL_LIMIT {
+            return Err(deploy::Error::TemplateTooLarge {
+                stack_name: r.stack_name.clone(),
+                bytes,
+            }
+            .into());
+        }
+    }
 
     let bundles = build_bundles(&session, &ordered, ctx)?;
     let target = target(&session, &stage)?;
@@ -113,10 +124,29 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         let input = deploy_input(
             &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
         );
-        let report = deploy::deploy(cfn, s3, input, reporter.clone()).await;
+        let in_flight = input.in_flight.clone();
+        // Ctrl-C stops barkctl, not CloudFormation: say which operations go on.
+        let report = tokio::select! {
+            r = deploy::deploy(cfn, s3, input, reporter.clone()) => r,
+            _ = tokio::signal::ctrl_c() => {
+                progress::finish(reporter.as_ref());
+                let in_progress = in_flight
+                    .lock()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                return Err(deploy::Error::Interrupted { in_progress }.into());
+            }
+        };
         progress::finish(reporter.as_ref());
         for line in crate::report::summary::table(&ctx.term, &report.results) {
             ctx.term.info(&line);
+        }
+        let retries = aws::retries();
+        if retries > 0 {
+            ctx.term.info(&format!(
+                "retried {retries} AWS request{} after throttling or transient errors",
+                if retries == 1 { "" } else { "s" }
+            ));
         }
         if let Some(path) = &args.outputs_file {
             let deployed: BTreeMap<_, _> = report
@@ -174,6 +204,7 @@ pub(crate) fn target(session: &Session, stage: &crate::project::Stage) -> Result
         g.endpoint_url.as_deref(),
         g.profile.as_deref(),
     );
+    crate::aws::check_profile(&target).map_err(|message| Error::Usage { message })?;
     if stage.local {
         if let Some(url) = &target.endpoint_url {
             crate::local::ensure_running(&session.project.root, url)?;
@@ -257,6 +288,7 @@ pub(crate) async fn ensure_toolkit(
         bucket: None,
         // barkctl's own stack: its grants are barkctl's, not the project's.
         approved: Approved::All,
+        in_flight: Default::default(),
     };
     let report = deploy::deploy(cfn.clone(), s3.clone(), input, reporter).await;
     if let Some(e) = report.error {
@@ -350,5 +382,6 @@ fn deploy_input(
         local: target.local,
         bucket,
         approved,
+        in_flight: Default::default(),
     }
 }

@@ -13,7 +13,7 @@ use super::{Error, Event, Reporter};
 use crate::aws::describe_error;
 
 /// CloudFormation's limit for an inline TemplateBody.
-pub const INLINE_TEMPLATE_LIMIT: usize = 51_200;
+pub const INLINE_TEMPLATE_LIMIT: usize = crate::aws::INLINE_TEMPLATE_LIMIT;
 
 /// The toolkit's output that names the bucket.
 pub const BUCKET_OUTPUT: &str = "AssetsBucketName";
@@ -142,11 +142,15 @@ pub async fn upload(
 
 /// The S3 URL CloudFormation reads a template from. AWS-style (not the
 /// endpoint's URL): CloudFormation fetches it itself, and emulators map it.
+/// The host follows the region's partition (`amazonaws.com.cn` in China).
 pub fn template_url(region: &str, bucket: &str, key: &str) -> String {
     if region == "us-east-1" {
         format!("https://s3.amazonaws.com/{bucket}/{key}")
     } else {
-        format!("https://s3.{region}.amazonaws.com/{bucket}/{key}")
+        format!(
+            "https://s3.{region}.{}/{bucket}/{key}",
+            crate::aws::dns_suffix(region)
+        )
     }
 }
 
@@ -161,6 +165,12 @@ pub async fn template_source(
 ) -> Result<TemplateSource, Error> {
     if body.len() <= INLINE_TEMPLATE_LIMIT {
         return Ok(TemplateSource::Body(body));
+    }
+    if body.len() > crate::aws::TEMPLATE_URL_LIMIT {
+        return Err(Error::TemplateTooLarge {
+            stack_name: stack_name.to_string(),
+            bytes: body.len(),
+        });
     }
     let Some(bucket) = bucket else {
         return Err(Error::Aws {
@@ -227,6 +237,10 @@ mod tests {
         assert_eq!(
             template_url("eu-west-1", "b", "k"),
             "https://s3.eu-west-1.amazonaws.com/b/k"
+        );
+        assert_eq!(
+            template_url("cn-north-1", "b", "k"),
+            "https://s3.cn-north-1.amazonaws.com.cn/b/k"
         );
     }
 }

@@ -5,30 +5,36 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeSetStatus, ChangeSetType, Parameter, Tag, TemplateStage,
+    ChangeSetStatus, ChangeSetType, Parameter, Tag, TemplateStage,
 };
 use aws_sdk_cloudformation::Client;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use serde_json::Value;
 
 use super::{Error, Event, Reporter, RootCause};
 use crate::aws::{describe_error, error_code};
 use crate::plan::{self, Change, ChangeAction, Deployed, StackState};
 
-/// The longest pause between two polls. Emulators finish synchronously, so the
-/// first poll is immediate and the pauses grow from there.
-const MAX_POLL: Duration = Duration::from_secs(5);
+/// How often a read is tried when it meets throttling or a transient error.
+const READ_ATTEMPTS: usize = 10;
+/// Event pages read per poll at most (100 events each on AWS).
+const MAX_EVENT_PAGES: usize = 50;
 /// How long barkctl waits for one stack operation before giving up.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(3 * 3600);
 
-/// Bounded exponential backoff: 0, 250 ms, 500 ms, 1 s, ... up to [`MAX_POLL`].
+/// Bounded exponential backoff: 0, 250 ms, 500 ms, 1 s, ... up to the poll
+/// interval ([`crate::aws::max_poll_interval`]: 5 s unless `BARKCTL_POLL_MAX_MS`).
+/// Emulators finish synchronously, so the first poll is immediate.
 pub struct Backoff {
     next: Duration,
+    max: Duration,
 }
 
 impl Backoff {
     pub fn new() -> Self {
         Backoff {
             next: Duration::ZERO,
+            max: crate::aws::max_poll_interval(),
         }
     }
 
@@ -37,11 +43,55 @@ impl Backoff {
             tokio::time::sleep(self.next).await;
         }
         self.next = if self.next.is_zero() {
-            Duration::from_millis(250)
+            Duration::from_millis(250).min(self.max)
         } else {
-            (self.next * 2).min(MAX_POLL)
+            (self.next * 2).min(self.max)
         };
     }
+}
+
+/// A read-only call, repeated after throttling or a transient error (a 5xx, a
+/// reset connection, a timeout) with bounded backoff, each repeat counted for the
+/// summary. The SDK's own retries come first; this outlasts a longer storm.
+pub async fn read<T, E, F, Fut>(
+    mut call: F,
+) -> Result<T, aws_sdk_cloudformation::error::SdkError<E, HttpResponse>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<
+        Output = Result<T, aws_sdk_cloudformation::error::SdkError<E, HttpResponse>>,
+    >,
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata,
+{
+    let max = crate::aws::max_poll_interval().max(Duration::from_millis(50));
+    let mut pause = Duration::from_millis(100).min(max);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(e) if attempt < READ_ATTEMPTS && crate::aws::is_transient_http(&e) => {
+                crate::aws::count_retry();
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(max);
+                attempt += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// A ClientRequestToken for one stack operation: its events carry it, which is
+/// how barkctl tells this run's events from an earlier operation's.
+pub fn request_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.write_u32(std::process::id());
+    format!("barkctl-{:016x}", h.finish())
 }
 
 fn aws_err(stack: &str, operation: &'static str, message: String) -> Error {
@@ -62,7 +112,7 @@ pub async fn describe(
     client: &Client,
     stack_name: &str,
 ) -> Result<Option<aws_sdk_cloudformation::types::Stack>, Error> {
-    match client.describe_stacks().stack_name(stack_name).send().await {
+    match read(|| client.describe_stacks().stack_name(stack_name).send()).await {
         Ok(out) => Ok(out.stacks().first().cloned()),
         Err(e) => {
             let message = describe_error(&e);
@@ -123,12 +173,14 @@ pub async fn deployed(client: &Client, stack_name: &str) -> Result<Deployed, Err
 
 /// GetTemplate (stage Original), parsed; `None` when the stack is gone.
 pub async fn get_template(client: &Client, stack_name: &str) -> Result<Option<Value>, Error> {
-    let out = match client
-        .get_template()
-        .stack_name(stack_name)
-        .template_stage(TemplateStage::Original)
-        .send()
-        .await
+    let out = match read(|| {
+        client
+            .get_template()
+            .stack_name(stack_name)
+            .template_stage(TemplateStage::Original)
+            .send()
+    })
+    .await
     {
         Ok(out) => out,
         Err(e) => {
@@ -189,9 +241,7 @@ pub async fn create_change_set(
         } else {
             ChangeSetType::Update
         })
-        .capabilities(Capability::CapabilityIam)
-        .capabilities(Capability::CapabilityNamedIam)
-        .capabilities(Capability::CapabilityAutoExpand)
+        .set_capabilities(Some(crate::aws::CAPABILITIES.to_vec()))
         .set_parameters(Some(
             req.parameters
                 .iter()
@@ -228,13 +278,15 @@ pub async fn create_change_set(
     let started = Instant::now();
     loop {
         backoff.wait().await;
-        let out = client
-            .describe_change_set()
-            .change_set_name(&id)
-            .stack_name(req.stack_name)
-            .send()
-            .await
-            .map_err(|e| aws_err(req.stack_name, "DescribeChangeSet", describe_error(&e)))?;
+        let out = read(|| {
+            client
+                .describe_change_set()
+                .change_set_name(&id)
+                .stack_name(req.stack_name)
+                .send()
+        })
+        .await
+        .map_err(|e| aws_err(req.stack_name, "DescribeChangeSet", describe_error(&e)))?;
         match out.status() {
             Some(ChangeSetStatus::CreateComplete) => break,
             Some(ChangeSetStatus::Failed) => {
@@ -242,9 +294,18 @@ pub async fn create_change_set(
                     .status_reason()
                     .unwrap_or("change set failed")
                     .to_string();
+                // A failed change set is no use to anyone: it goes, and with a
+                // CREATE one the empty REVIEW_IN_PROGRESS stack it made.
+                delete_change_set(client, req.stack_name, &id).await;
                 if no_changes(&reason) {
-                    delete_change_set(client, req.stack_name, &id).await;
                     return Ok(ChangeSetResult::NoChanges);
+                }
+                if req.create {
+                    let _ = client
+                        .delete_stack()
+                        .stack_name(req.stack_name)
+                        .send()
+                        .await;
                 }
                 return Err(Error::StackFailed {
                     stack_name: req.stack_name.to_string(),
@@ -267,14 +328,16 @@ pub async fn create_change_set(
     let mut changes = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let out = client
-            .describe_change_set()
-            .change_set_name(&id)
-            .stack_name(req.stack_name)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| aws_err(req.stack_name, "DescribeChangeSet", describe_error(&e)))?;
+        let out = read(|| {
+            client
+                .describe_change_set()
+                .change_set_name(&id)
+                .stack_name(req.stack_name)
+                .set_next_token(token.clone())
+                .send()
+        })
+        .await
+        .map_err(|e| aws_err(req.stack_name, "DescribeChangeSet", describe_error(&e)))?;
         for c in out.changes() {
             if let Some(rc) = c.resource_change() {
                 changes.push(Change {
@@ -306,11 +369,17 @@ pub async fn delete_change_set(client: &Client, stack_name: &str, id: &str) {
 /// ExecuteChangeSet. An endpoint that fails the operation synchronously (moto
 /// does: HTTP 400 with a message, or 500) is a stack failure with that message as
 /// the root cause.
-pub async fn execute_change_set(client: &Client, stack_name: &str, id: &str) -> Result<(), Error> {
+pub async fn execute_change_set(
+    client: &Client,
+    stack_name: &str,
+    id: &str,
+    token: &str,
+) -> Result<(), Error> {
     client
         .execute_change_set()
         .change_set_name(id)
         .stack_name(stack_name)
+        .client_request_token(token)
         .send()
         .await
         .map(|_| ())
@@ -328,7 +397,11 @@ pub async fn execute_change_set(client: &Client, stack_name: &str, id: &str) -> 
 /// ExecuteChangeSet applies resources but leaves the stack's outputs, parameters
 /// and tags as they were (moto 5.2.5 `execute_change_set`), which would starve
 /// downstream stacks of outputs and make every later deploy look changed.
-pub async fn apply_directly(client: &Client, req: &ChangeSetRequest<'_>) -> Result<(), Error> {
+pub async fn apply_directly(
+    client: &Client,
+    req: &ChangeSetRequest<'_>,
+    token: &str,
+) -> Result<(), Error> {
     let params: Vec<Parameter> = req
         .parameters
         .iter()
@@ -344,15 +417,12 @@ pub async fn apply_directly(client: &Client, req: &ChangeSetRequest<'_>) -> Resu
         .iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect();
-    let caps = [
-        Capability::CapabilityIam,
-        Capability::CapabilityNamedIam,
-        Capability::CapabilityAutoExpand,
-    ];
+    let caps = crate::aws::CAPABILITIES;
     let (operation, sent) = if req.create {
         let mut call = client
             .create_stack()
             .stack_name(req.stack_name)
+            .client_request_token(token)
             .set_capabilities(Some(caps.to_vec()))
             .set_parameters(Some(params))
             .set_tags(Some(tags));
@@ -371,6 +441,7 @@ pub async fn apply_directly(client: &Client, req: &ChangeSetRequest<'_>) -> Resu
         let mut call = client
             .update_stack()
             .stack_name(req.stack_name)
+            .client_request_token(token)
             .set_capabilities(Some(caps.to_vec()))
             .set_parameters(Some(params))
             .set_tags(Some(tags));
@@ -412,26 +483,44 @@ fn rejected(
     }
 }
 
-/// Stack events seen so far, to stream only new ones and find root causes.
+/// The events of one stack operation, found by identity rather than by clock:
+/// the events newer than the newest one before the operation (its `marker`), and
+/// of those only the ones carrying the operation's ClientRequestToken where the
+/// endpoint reports tokens. Every page back to the marker is read, so a long
+/// rollback cannot push the root cause out of sight.
 pub struct EventTail {
+    marker: Option<String>,
+    token: Option<String>,
     seen: HashSet<String>,
-    since: chrono::DateTime<chrono::Utc>,
+    /// An event of this operation has been seen: its statuses are this run's.
+    pub started: bool,
     complete: HashSet<String>,
     pub failures: Vec<RootCause>,
 }
 
 impl EventTail {
-    pub fn new() -> Self {
+    /// Before starting an operation on `stack_name`: note its newest event.
+    pub async fn before(client: &Client, stack_name: &str, token: Option<&str>) -> Self {
+        let marker = read(|| client.describe_stack_events().stack_name(stack_name).send())
+            .await
+            .ok()
+            .and_then(|out| {
+                out.stack_events()
+                    .first()
+                    .and_then(|e| e.event_id().map(str::to_string))
+            });
         EventTail {
+            marker,
+            token: token.map(str::to_string),
             seen: HashSet::new(),
-            // Stack events carry whole-second timestamps on some endpoints.
-            since: chrono::Utc::now() - chrono::Duration::seconds(2),
+            started: false,
             complete: HashSet::new(),
             failures: Vec::new(),
         }
     }
 
-    /// Read the newest page of events and report those not seen yet, oldest first.
+    /// Read the events this operation added since the last poll (every page
+    /// back to what was seen) and report them oldest first.
     pub async fn poll(
         &mut self,
         client: &Client,
@@ -440,26 +529,46 @@ impl EventTail {
         total: usize,
         reporter: &dyn Reporter,
     ) {
-        let Ok(out) = client
-            .describe_stack_events()
-            .stack_name(stack_name)
-            .send()
-            .await
-        else {
-            return; // events are informative; the status poll decides
-        };
         let mut fresh = Vec::new();
-        for e in out.stack_events() {
-            let id = e.event_id().unwrap_or_default().to_string();
-            let ts = e.timestamp().and_then(|t| {
-                chrono::DateTime::<chrono::Utc>::from_timestamp(t.secs(), t.subsec_nanos())
-            });
-            if ts.is_some_and(|t| t < self.since) || !self.seen.insert(id) {
-                continue;
+        let mut next: Option<String> = None;
+        'pages: for _ in 0..MAX_EVENT_PAGES {
+            let Ok(out) = read(|| {
+                client
+                    .describe_stack_events()
+                    .stack_name(stack_name)
+                    .set_next_token(next.clone())
+                    .send()
+            })
+            .await
+            else {
+                // Events are informative; the status poll decides. What this
+                // poll missed is read by the next one (nothing is marked seen).
+                return;
+            };
+            for e in out.stack_events() {
+                let id = e.event_id().unwrap_or_default();
+                if self.seen.contains(id) || self.marker.as_deref() == Some(id) {
+                    break 'pages;
+                }
+                // Another token: an earlier operation's events; ours are all newer.
+                if let (Some(ours), Some(theirs)) = (&self.token, e.client_request_token()) {
+                    if ours != theirs {
+                        break 'pages;
+                    }
+                }
+                fresh.push(e.clone());
             }
-            fresh.push(e.clone());
+            next = out.next_token().map(str::to_string);
+            if next.is_none() {
+                break;
+            }
+        }
+        if !fresh.is_empty() {
+            self.started = true;
         }
         for e in fresh.into_iter().rev() {
+            self.seen
+                .insert(e.event_id().unwrap_or_default().to_string());
             let logical = e.logical_resource_id().unwrap_or_default().to_string();
             let status = e
                 .resource_status()
@@ -508,9 +617,11 @@ pub async fn wait(
     total: usize,
     tail: &mut EventTail,
     reporter: &dyn Reporter,
+    trust_first: bool,
 ) -> Result<(Option<aws_sdk_cloudformation::types::Stack>, bool), Error> {
     let mut backoff = Backoff::new();
     let started = Instant::now();
+    let mut seen_running = false;
     loop {
         backoff.wait().await;
         tail.poll(client, stack, stack_name, total, reporter).await;
@@ -522,7 +633,22 @@ pub async fn wait(
         else {
             return Ok((None, true));
         };
-        match plan::settled(&status) {
+        let settled = plan::settled(&status);
+        seen_running |= settled == plan::Settled::Pending;
+        // A settled status before any sign of this operation (its events, or an
+        // IN_PROGRESS status) is the previous operation's: CloudFormation has not
+        // shown ours yet. Emulators that apply synchronously are trusted.
+        let ours = tail.started || seen_running || trust_first;
+        match settled {
+            plan::Settled::Succeeded | plan::Settled::Failed if !ours => {
+                if started.elapsed() > WAIT_LIMIT {
+                    return Err(Error::WaitTimeout {
+                        stack_name: stack_name.to_string(),
+                        status,
+                        waited: started.elapsed(),
+                    });
+                }
+            }
             plan::Settled::Succeeded => return Ok((current, true)),
             plan::Settled::Failed => {
                 // One more read: the failure events may land after the status.
@@ -571,9 +697,15 @@ pub async fn delete_and_wait(
     stack_name: &str,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
-    let sent = client.delete_stack().stack_name(stack_name).send().await;
-    let mut tail = EventTail::new();
-    let (after, ok) = wait(client, stack, stack_name, 0, &mut tail, reporter).await?;
+    let token = request_token();
+    let mut tail = EventTail::before(client, stack_name, Some(&token)).await;
+    let sent = client
+        .delete_stack()
+        .stack_name(stack_name)
+        .client_request_token(&token)
+        .send()
+        .await;
+    let (after, ok) = wait(client, stack, stack_name, 0, &mut tail, reporter, false).await?;
     let gone = after.is_none()
         || after
             .as_ref()

@@ -14,7 +14,7 @@ mod run;
 use std::time::Duration;
 
 pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
-pub use run::{deploy, dry_run, DeployInput, StackInput};
+pub use run::{deploy, dry_run, DeployInput, InFlight, StackInput};
 
 /// A failed resource: what the stack events name as the cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,12 @@ pub enum Error {
         status: String,
         waited: Duration,
     },
+    /// A rendered template over CloudFormation's 1,000,000-byte limit.
+    #[error("the template of `{stack_name}` is {bytes} bytes: over CloudFormation's limit of 1,000,000 bytes for a template")]
+    TemplateTooLarge { stack_name: String, bytes: usize },
+    /// Ctrl-C: barkctl stopped; CloudFormation carries on with these operations.
+    #[error("{}", interrupted_message(in_progress))]
+    Interrupted { in_progress: Vec<(String, String)> },
     /// The stage is protected against deletion.
     #[error("stage `{stage}` has termination protection: refusing to destroy it")]
     Protected { stage: String },
@@ -126,6 +132,20 @@ fn unapproved_message(stacks: &[crate::plan::Broadening]) -> String {
     s
 }
 
+fn interrupted_message(in_progress: &[(String, String)]) -> String {
+    if in_progress.is_empty() {
+        return "interrupted: no stack operation was running".into();
+    }
+    let list: Vec<String> = in_progress
+        .iter()
+        .map(|(s, op)| format!("`{s}` ({op}_IN_PROGRESS)"))
+        .collect();
+    format!(
+        "interrupted: CloudFormation keeps running {}",
+        list.join(", ")
+    )
+}
+
 fn failed_message(
     stack_name: &str,
     summary: &str,
@@ -160,7 +180,9 @@ impl Error {
             Error::NeedsConfirmation
             | Error::Unapproved { .. }
             | Error::Protected { .. }
-            | Error::OutputsFile { .. } => exit::INVALID_INPUT,
+            | Error::OutputsFile { .. }
+            | Error::TemplateTooLarge { .. } => exit::INVALID_INPUT,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
             _ => exit::DEPLOY_FAILED,
         }
     }
@@ -181,6 +203,12 @@ impl Error {
                 "rerun with --yes to approve (or run it in a terminal to answer the prompt)".into(),
             ),
             Error::Protected { .. } => Some("pass `--force` to destroy it anyway".into()),
+            Error::Interrupted { in_progress } if !in_progress.is_empty() => Some(
+                "run the same deploy again: it waits for these operations, then continues".into(),
+            ),
+            Error::TemplateTooLarge { .. } => Some(
+                "split the stack, or move large inline content (policies, code) out of the template".into(),
+            ),
             Error::NeedsConfirmation => {
                 Some("run it in a terminal to confirm, or pass `--yes`".into())
             }
@@ -190,6 +218,10 @@ impl Error {
             Error::MissingUpstream { upstream, .. } => Some(format!(
                 "deploy `{upstream}` first, or drop `--exclusively`"
             )),
+            Error::Aws { message, .. } => crate::aws::hint_for(message),
+            Error::StackFailed { causes, .. } => causes
+                .iter()
+                .find_map(|c| crate::aws::hint_for(&c.reason)),
             _ => None,
         }
     }

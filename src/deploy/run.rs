@@ -50,7 +50,13 @@ pub struct DeployInput {
     /// deployed. Each stack is checked again against what is deployed when the
     /// run gets to it, before any mutating call.
     pub approved: Approved,
+    /// Stacks whose operation barkctl started and has not seen end: what
+    /// CloudFormation carries on with if barkctl is stopped (Ctrl-C).
+    pub in_flight: InFlight,
 }
+
+/// Stack name -> the operation running on it (`UPDATE`, `CREATE`, `DELETE`).
+pub type InFlight = Arc<Mutex<BTreeMap<String, String>>>;
 
 /// The run's result: one line per stack, and the outputs of the stacks that ended
 /// deployed (created, updated or unchanged).
@@ -77,6 +83,7 @@ struct Meta {
     local: bool,
     bucket: Option<String>,
     approved: Approved,
+    in_flight: InFlight,
 }
 
 /// Deploy every wave in order; stacks of a wave run concurrently. After a wave
@@ -99,6 +106,7 @@ pub async fn deploy(
             local: input.local,
             bucket: input.bucket,
             approved: input.approved,
+            in_flight: input.in_flight,
         },
         outputs: Mutex::new(BTreeMap::new()),
         reporter: reporter.clone(),
@@ -262,10 +270,22 @@ async fn resolve_parameters(
                                 .get(upstream)
                                 .cloned()
                                 .unwrap_or_else(|| upstream.clone());
-                            let outs = cfn::describe(&shared.cfn, &full)
-                                .await?
+                            let mut described = cfn::describe(&shared.cfn, &full).await?;
+                            // Outputs mid-update may be the old or the new ones: read
+                            // them once the upstream's operation has settled.
+                            if cfn::state_of(described.as_ref()).is_in_progress() {
+                                shared.reporter.event(&Event::Note {
+                                    stack: stack.stack.clone(),
+                                    text: format!(
+                                        "waiting for `{full}` to settle before reading its outputs"
+                                    ),
+                                });
+                                cfn::wait_quietly(&shared.cfn, &full).await?;
+                                described = cfn::describe(&shared.cfn, &full).await?;
+                            }
+                            let outs = described
                                 .filter(|s| {
-                                    !matches!(cfn::state_of(Some(s)), plan::StackState::NotFound)
+                                    matches!(cfn::state_of(Some(s)), plan::StackState::Stable(_))
                                 })
                                 .map(|s| cfn::outputs_of(&s));
                             fetched.insert(upstream.clone(), outs);
@@ -414,10 +434,22 @@ async fn deploy_stack(
         parameters: &parameters,
         tags: &stack.tags,
     };
-    let mut tail = EventTail::new();
+    let token = cfn::request_token();
+    let mut tail;
+    let in_flight = |op: Option<&str>| {
+        if let Ok(mut m) = meta.in_flight.lock() {
+            match op {
+                Some(op) => m.insert(stack.stack_name.clone(), op.to_string()),
+                None => m.remove(&stack.stack_name),
+            };
+        }
+    };
+    let operation = if create { "CREATE" } else { "UPDATE" };
     if create && meta.local {
         // Nothing to review in a create; the emulator applies it directly.
-        cfn::apply_directly(client, &req).await?;
+        tail = EventTail::before(client, &stack.stack_name, Some(&token)).await;
+        in_flight(Some(operation));
+        cfn::apply_directly(client, &req, &token).await?;
     } else {
         let (id, changes) = match cfn::create_change_set(client, &req).await? {
             ChangeSetResult::NoChanges => {
@@ -452,20 +484,27 @@ async fn deploy_stack(
             // The change set served the review; see `cfn::apply_directly` for why
             // the emulator does not execute it.
             cfn::delete_change_set(client, &stack.stack_name, &id).await;
-            cfn::apply_directly(client, &req).await?;
+            tail = EventTail::before(client, &stack.stack_name, Some(&token)).await;
+            in_flight(Some(operation));
+            cfn::apply_directly(client, &req, &token).await?;
         } else {
-            cfn::execute_change_set(client, &stack.stack_name, &id).await?;
+            tail = EventTail::before(client, &stack.stack_name, Some(&token)).await;
+            in_flight(Some(operation));
+            cfn::execute_change_set(client, &stack.stack_name, &id, &token).await?;
         }
     }
-    let (after, ok) = cfn::wait(
+    let waited = cfn::wait(
         client,
         &stack.stack,
         &stack.stack_name,
         total,
         &mut tail,
         reporter,
+        meta.local,
     )
-    .await?;
+    .await;
+    in_flight(None);
+    let (after, ok) = waited?;
     let Some(after) = after.filter(|_| ok) else {
         return Err(Error::StackFailed {
             stack_name: stack.stack_name.clone(),

@@ -12,21 +12,10 @@ use serde::Deserialize;
 use super::model::Replacement;
 use super::path::Seg;
 
-/// Types whose replacement or removal loses data.
-const STATEFUL: &[&str] = &[
-    "AWS::DynamoDB::Table",
-    "AWS::DynamoDB::GlobalTable",
-    "AWS::RDS::DBInstance",
-    "AWS::RDS::DBCluster",
-    "AWS::SecretsManager::Secret",
-    "AWS::S3::Bucket",
-    "AWS::Logs::LogGroup",
-    "AWS::EFS::FileSystem",
-    "AWS::KMS::Key",
-];
-
+/// Types whose replacement or removal loses data: deploy's list
+/// ([`crate::plan::STATEFUL_TYPES`]), so the two cannot disagree.
 pub fn is_stateful(resource_type: &str) -> bool {
-    STATEFUL.contains(&resource_type)
+    crate::plan::is_stateful(resource_type)
 }
 
 #[derive(Debug, Default, Deserialize)]

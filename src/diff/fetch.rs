@@ -10,8 +10,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudformation::config::http::HttpResponse;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{
-    Capability, ChangeAction, ChangeSetStatus, ChangeSetType, Parameter,
-    Replacement as CfnReplacement, RequiresRecreation, TemplateStage,
+    ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement,
+    RequiresRecreation, TemplateStage,
 };
 use aws_sdk_cloudformation::Client;
 use serde_json::Value;
@@ -29,7 +29,7 @@ use crate::project::{Project, Stage};
 use crate::render::{ParamSource, Rendered};
 
 /// CloudFormation's limit for an inline TemplateBody.
-const MAX_TEMPLATE_BODY: usize = 51_200;
+const MAX_TEMPLATE_BODY: usize = aws::INLINE_TEMPLATE_LIMIT;
 /// A change set that has not settled by then is reported as an error.
 const CHANGE_SET_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -358,9 +358,7 @@ async fn change_set(
         .description("barkctl diff: read, then deleted")
         .template_body(body)
         .set_parameters(Some(parameters))
-        .capabilities(Capability::CapabilityIam)
-        .capabilities(Capability::CapabilityNamedIam)
-        .capabilities(Capability::CapabilityAutoExpand)
+        .set_capabilities(Some(aws::CAPABILITIES.to_vec()))
         .send()
         .await;
     if let Err(e) = created {

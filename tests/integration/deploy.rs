@@ -85,7 +85,7 @@ impl Drop for Emulator {
 /// The workspace (root package, handler crates, stacks, templates) in a temp dir,
 /// so the test may edit stack files and templates. Builds share the repository's
 /// target dir: only the workspace's own crates compile again.
-fn copy_workspace() -> (tempfile::TempDir, PathBuf) {
+pub(super) fn copy_workspace() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tmp");
     let dst = tmp.path().join("barkbase");
     let root = repo_root();

@@ -2,6 +2,8 @@
 //! projects in temp dirs and pins its stdout, stderr and exit code.
 
 mod architecture;
+mod aws_behaviour;
+mod aws_errors;
 mod build;
 mod cross;
 mod deploy;
