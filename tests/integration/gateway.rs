@@ -62,7 +62,7 @@ fn now() -> i64 {
 }
 
 fn claims(user: &str, tenant: &str, role: &str) -> Value {
-    json!({"sub": user, "tenantId": tenant, "role": role, "exp": now() + 600})
+    json!({"sub": user, "tenantId": tenant, "role": role, "exp": now() + 600, "iss": "barkbase-auth", "aud": "barkbase-realtime"})
 }
 
 async fn connect(url: &str, token: Option<&str>) -> Result<Ws, WsError> {
@@ -250,8 +250,30 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
         for ws in u5s.iter_mut() {
             let got = next_of(ws, "notification", wait).await.expect("every u5 connection");
             assert_eq!(got["data"]["title"], "to u5");
+            assert_eq!(got["from"], json!({"userId": "u1", "role": "admin"}), "{got}");
         }
         assert!(next_of(&mut t2, "notification", short).await.is_none(), "another tenant got it");
+
+        // Tenant isolation: a t2 viewer subscribed to t1's channel name hears nothing of
+        // t1's broadcast, and a t1 admin cannot name tenant t2.
+        send(&mut t2, json!({"action": "subscribe", "channel": "news"})).await;
+        routed(&dev, 4);
+        send(&mut a, json!({"action": "broadcast", "target": {"type": "channel", "channel": "news"}, "message": notification("t1 news")})).await;
+        assert_eq!(next_of(&mut sub, "notification", wait).await.expect("t1 subscriber")["data"]["title"], "t1 news");
+        assert!(next_of(&mut t2, "notification", short).await.is_none(), "t2 got t1's channel message");
+        send(&mut a, json!({"action": "broadcast", "target": {"type": "tenant", "tenantId": "t2"}, "message": notification("to t2")})).await;
+        let err = next_of(&mut a, "error", wait).await.expect("refused");
+        assert_eq!(err["data"]["code"], "forbidden", "{err}");
+        assert!(next_of(&mut t2, "notification", short).await.is_none(), "t2 reached from t1");
+
+        // A spoofed presence (or error) from an admin is refused, and nobody sees it.
+        for kind in ["presence", "error"] {
+            send(&mut a, json!({"action": "broadcast", "target": {"type": "tenant", "tenantId": "t1"},
+                "message": {"type": kind, "data": {"userId": "u5", "status": "offline"}}})).await;
+            let err = next_of(&mut a, "error", wait).await.expect("refused");
+            assert_eq!(err["data"]["code"], "reserved_type", "{err}");
+            assert!(next_of(&mut sub, kind, short).await.is_none(), "a spoofed {kind} was delivered");
+        }
 
         // A client killed without a close frame: $disconnect runs (1006) and its item goes.
         let ids_before = connection_ids(&ddb, "u5").await;
