@@ -20,6 +20,9 @@ pub enum Error {
     Graph(#[from] crate::graph::Error),
     #[error(transparent)]
     Render(#[from] Box<crate::render::Error>),
+    /// `validate`: functions that may read secrets they are never handed.
+    #[error(transparent)]
+    SecretGrants(#[from] crate::render::secret_grants::UnusedSecretGrants),
     #[error(transparent)]
     Bundle(#[from] crate::bundle::Error),
     #[error(transparent)]
@@ -53,6 +56,7 @@ impl Error {
             Error::Project(_)
             | Error::Graph(_)
             | Error::Render(_)
+            | Error::SecretGrants(_)
             | Error::Usage { .. }
             | Error::NotAvailable { .. } => exit::INVALID_INPUT,
             Error::Bundle(e) => e.exit_code(),
@@ -72,6 +76,7 @@ impl Error {
             Error::Local(e) => e.hint(),
             Error::Dev(e) => e.hint(),
             Error::Bundle(e) => e.hint(),
+            Error::SecretGrants(e) => Some(e.hint()),
             Error::NotAvailable { .. } => Some(
                 "this command is part of barkctl's surface; its body lands in a later release"
                     .into(),

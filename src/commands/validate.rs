@@ -1,9 +1,10 @@
 //! `barkctl validate`: load, order and render every stack for one stage (or all
-//! stages), and check each document. No AWS.
+//! stages), and check each document, including its secret grants
+//! (`render::secret_grants`). No AWS.
 
 use super::{Ctx, Session};
 use crate::cli::ValidateArgs;
-use crate::render::{self, Renderer};
+use crate::render::{self, secret_grants, Renderer};
 use crate::Result;
 
 pub fn run(ctx: &Ctx, args: &ValidateArgs) -> Result<i32> {
@@ -25,8 +26,12 @@ pub fn validate(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
     };
     let renderer = Renderer::new(&session.project.root)?;
     let mut lines = Vec::new();
+    let mut unused_grants = Vec::new();
     for stage in stages {
         let rendered = render::render_all(&renderer, &session.project, stage, &names)?;
+        for r in &rendered {
+            unused_grants.extend(secret_grants::check(&r.stack_name, &r.template));
+        }
         let resources: usize = rendered
             .iter()
             .map(|r| r.template["Resources"].as_object().map_or(0, |m| m.len()))
@@ -37,6 +42,9 @@ pub fn validate(session: &Session, args: &ValidateArgs) -> Result<Vec<String>> {
             rendered.len(),
             resources
         ));
+    }
+    if !unused_grants.is_empty() {
+        return Err(secret_grants::UnusedSecretGrants(unused_grants).into());
     }
     Ok(lines)
 }

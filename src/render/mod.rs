@@ -7,6 +7,7 @@ pub mod check;
 mod context;
 mod error;
 mod registry;
+pub mod secret_grants;
 
 use std::collections::BTreeMap;
 use std::path::Path;

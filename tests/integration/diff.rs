@@ -484,7 +484,8 @@ fn diff_of_barkbase_is_exact_and_read_only() {
             changed: "realtime",
             edit: ("\nparams:\n", "\nparams:\n  log_retention_days: 14\n"),
             resource_type: "AWS::Logs::LogGroup",
-            resources: 4,
+            // connect, disconnect, message, broadcast, sweeper
+            resources: 5,
             path: "Properties.RetentionInDays",
             old: serde_json::json!(7),
             new: serde_json::json!(14),

@@ -14,4 +14,5 @@ mod gateway;
 mod harness;
 mod local;
 mod project_errors;
+mod secret_grants;
 mod synth_lint;

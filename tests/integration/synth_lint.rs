@@ -363,10 +363,17 @@ fn realtime_api_table_and_functions_follow_the_contract() {
         .collect();
     assert_eq!(
         routes,
-        BTreeSet::from(["$connect", "$disconnect", "$default", "broadcast"])
+        BTreeSet::from([
+            "$connect",
+            "$disconnect",
+            "$default",
+            "broadcast",
+            "refresh"
+        ])
     );
-    assert_eq!(resources_of(&t, "AWS::ApiGatewayV2::Integration").len(), 4);
-    assert_eq!(resources_of(&t, "AWS::Lambda::Permission").len(), 4);
+    assert_eq!(resources_of(&t, "AWS::ApiGatewayV2::Integration").len(), 5);
+    // One per route, and the sweeper's schedule.
+    assert_eq!(resources_of(&t, "AWS::Lambda::Permission").len(), 6);
     let stage = &t["Resources"]["WebSocketStage"]["Properties"];
     assert_eq!(stage["StageName"], "dev");
     assert_eq!(stage["AutoDeploy"], true);
@@ -422,31 +429,29 @@ fn realtime_api_table_and_functions_follow_the_contract() {
     assert_eq!(jwt["GenerateSecretString"]["SecretStringTemplate"], "{}");
     assert_eq!(jwt["GenerateSecretString"]["GenerateStringKey"], "secret");
 
-    for key in ["connect", "disconnect", "message", "broadcast"] {
+    for (key, memory, timeout) in [
+        ("connect", 512, 10),
+        ("disconnect", 512, 10),
+        ("message", 512, 10),
+        ("broadcast", 512, 10),
+        ("sweeper", 256, 60),
+    ] {
         let id = format!("{}Function", key[..1].to_uppercase() + &key[1..]);
-        let f = &t["Resources"][&id];
-        let p = &f["Properties"];
+        let p = &t["Resources"][&id]["Properties"];
         assert_eq!(p["FunctionName"], format!("barkbase-dev-realtime-{key}"));
-        assert_eq!(p["MemorySize"], 512, "{key}");
-        assert_eq!(p["Timeout"], 10, "{key}");
+        assert_eq!(p["MemorySize"], memory, "{key}");
+        assert_eq!(p["Timeout"], timeout, "{key}");
         assert!(p["VpcConfig"]["SubnetIds"].is_object(), "{key} in the VPC");
-        let env = &p["Environment"]["Variables"];
-        for var in [
-            "CONNECTIONS_TABLE",
-            "WEBSOCKET_MANAGEMENT_ENDPOINT",
-            "JWT_SECRET_ARN",
-            "CONNECTION_TTL_SECONDS",
-            "BROADCAST_CONCURRENCY",
-            "STAGE",
-            "DB_HOST",
-            "DB_PORT",
-            "DB_NAME",
-            "DB_SECRET_ARN",
-        ] {
-            assert!(env.get(var).is_some(), "{key} lacks {var}");
-        }
-        assert_eq!(env["CONNECTION_TTL_SECONDS"], "7200");
-        assert_eq!(env["DB_HOST"]["Ref"], "DatabaseDbHost");
+        // One role per function: no shared RealtimeRole.
+        assert_eq!(
+            p["Role"]["Fn::GetAtt"],
+            serde_json::json!([format!("{}Role", &id[..id.len() - "Function".len()]), "Arn"]),
+            "{key}"
+        );
+        assert_eq!(
+            p["Environment"]["Variables"]["CONNECTION_TTL_SECONDS"],
+            "7200"
+        );
         let log = &t["Resources"][format!("{id}LogGroup")]["Properties"];
         assert_eq!(
             log["LogGroupName"],
@@ -454,30 +459,12 @@ fn realtime_api_table_and_functions_follow_the_contract() {
         );
         assert_eq!(log["RetentionInDays"], 7);
     }
-
-    // ManageConnections is scoped to this API's @connections, never `*`.
-    let policies = resources_of(&t, "AWS::IAM::Role")
-        .into_iter()
-        .map(|(_, r)| r["Properties"]["Policies"].to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
-    assert!(policies.contains("${WebSocketApi}/*/POST/@connections/*"));
-    // $connect stores its own item and reads secrets: nothing else.
-    let connect_access = &t["Resources"]["ConnectRole"]["Properties"]["Policies"][1];
-    assert_eq!(connect_access["PolicyName"], "access");
-    let actions: Vec<String> = connect_access["PolicyDocument"]["Statement"]
-        .as_array()
-        .expect("statements")
-        .iter()
-        .map(|st| st["Action"].to_string())
-        .collect();
+    assert!(t["Resources"].get("RealtimeRole").is_none());
     assert_eq!(
-        actions,
-        [
-            r#""dynamodb:PutItem""#,
-            r#""secretsmanager:GetSecretValue""#
-        ]
+        t["Resources"]["SweeperFunction"]["Properties"]["Description"],
+        "closes connections whose token expired"
     );
+
     for role in resources_of(&t, "AWS::IAM::Role") {
         for policy in role.1["Properties"]["Policies"]
             .as_array()
@@ -504,6 +491,7 @@ fn realtime_api_table_and_functions_follow_the_contract() {
             "WebSocketApiId",
             "ManagementEndpoint",
             "ConnectionsTableName",
+            "HistoryTableName",
             "BroadcastFunctionArn",
         ],
     );
@@ -511,6 +499,328 @@ fn realtime_api_table_and_functions_follow_the_contract() {
         t["Outputs"]["WebSocketUrl"]["Value"]["Fn::Sub"],
         "wss://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/dev"
     );
+}
+
+/// A role's `access` grants as `action resource` lines: `Table.Arn` for
+/// `!GetAtt`, the `!Ref` name, or the `!Sub` text without the ARN prefix.
+fn grants(t: &Value, role: &str) -> BTreeSet<String> {
+    let policies = t["Resources"][role]["Properties"]["Policies"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{role} has policies"));
+    let access = policies
+        .iter()
+        .find(|p| p["PolicyName"] == "access")
+        .unwrap_or_else(|| panic!("{role} has an access policy"));
+    let one_or_many = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    let label = |r: &Value| {
+        if let Some(name) = r["Ref"].as_str() {
+            name.to_string()
+        } else if let Some(parts) = r["Fn::GetAtt"].as_array() {
+            format!(
+                "{}.{}",
+                parts[0].as_str().unwrap_or_default(),
+                parts[1].as_str().unwrap_or_default()
+            )
+        } else {
+            r["Fn::Sub"]
+                .as_str()
+                .unwrap_or_else(|| panic!("unexpected resource {r}"))
+                .replace(
+                    "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:",
+                    "",
+                )
+                .replace(
+                    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:",
+                    "",
+                )
+        }
+    };
+    let mut out = BTreeSet::new();
+    for st in access["PolicyDocument"]["Statement"]
+        .as_array()
+        .expect("statements")
+    {
+        assert_eq!(st["Effect"], "Allow", "{role}: {st}");
+        for action in one_or_many(&st["Action"]) {
+            for r in one_or_many(&st["Resource"]) {
+                out.insert(format!(
+                    "{} {}",
+                    action.as_str().unwrap_or_default(),
+                    label(&r)
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn lines(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn env_keys(t: &Value, function: &str) -> BTreeSet<String> {
+    t["Resources"][function]["Properties"]["Environment"]["Variables"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{function} has an environment"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+const COMMON_ENV: [&str; 5] = [
+    "CONNECTIONS_TABLE",
+    "WEBSOCKET_MANAGEMENT_ENDPOINT",
+    "STAGE",
+    "CONNECTION_TTL_SECONDS",
+    "BROADCAST_CONCURRENCY",
+];
+
+/// Issue 11: every realtime function read the JWT signing secret and the
+/// database secret and got `DB_*` through one shared role. Now each function has
+/// its own role and environment, and only `$connect` gets the JWT secret (and,
+/// with verify_user_active, on prod, the database).
+#[test]
+fn realtime_functions_get_only_the_settings_and_grants_their_code_uses() {
+    for stage in ["dev", "local", "prod"] {
+        let (_tmp, s) = synth_barkbase(stage);
+        let t = s.template("realtime");
+        let prod = stage == "prod";
+        let db_env = ["DB_HOST", "DB_PORT", "DB_NAME", "DB_SECRET_ARN"];
+
+        let mut connect_env = lines(&COMMON_ENV);
+        connect_env.extend(lines(&[
+            "JWT_SECRET_ARN",
+            "JWT_ALGORITHM",
+            "JWT_ISSUER",
+            "JWT_AUDIENCE",
+            "MAX_CONNECTIONS_PER_USER",
+            "VERIFY_USER_ACTIVE",
+            "RESUME_FUNCTION",
+            "HISTORY_TABLE",
+        ]));
+        if prod {
+            connect_env.extend(lines(&db_env));
+        }
+        assert_eq!(env_keys(&t, "ConnectFunction"), connect_env, "{stage}");
+        let mut delivery_env = lines(&COMMON_ENV);
+        delivery_env.extend(lines(&[
+            "HISTORY_TABLE",
+            "HISTORY_TTL_SECONDS",
+            "MESSAGE_RATE_PER_SECOND",
+            "MESSAGE_BURST",
+            "RATE_LIMIT_STRIKES",
+        ]));
+        assert_eq!(env_keys(&t, "MessageFunction"), delivery_env, "{stage}");
+        assert_eq!(env_keys(&t, "BroadcastFunction"), delivery_env, "{stage}");
+        assert_eq!(
+            env_keys(&t, "DisconnectFunction"),
+            lines(&COMMON_ENV),
+            "{stage}"
+        );
+        assert_eq!(
+            env_keys(&t, "SweeperFunction"),
+            lines(&COMMON_ENV),
+            "{stage}"
+        );
+
+        let connect = &t["Resources"]["ConnectFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(connect["JWT_SECRET_ARN"]["Ref"], "JwtSecret");
+        assert_eq!(connect["RESUME_FUNCTION"]["Ref"], "MessageFunction");
+        assert_eq!(connect["HISTORY_TABLE"]["Ref"], "HistoryTable");
+        assert_eq!(connect["JWT_ISSUER"], "barkbase-auth");
+        assert_eq!(connect["JWT_AUDIENCE"], "barkbase-realtime");
+        assert_eq!(connect["MAX_CONNECTIONS_PER_USER"], "5");
+        assert_eq!(
+            connect["VERIFY_USER_ACTIVE"],
+            if prod { "true" } else { "false" }
+        );
+        if prod {
+            assert_eq!(connect["DB_HOST"]["Ref"], "DatabaseDbHost");
+            assert_eq!(connect["DB_SECRET_ARN"]["Ref"], "DatabaseDbSecretArn");
+        }
+        let message = &t["Resources"]["MessageFunction"]["Properties"]["Environment"]["Variables"];
+        assert_eq!(message["HISTORY_TTL_SECONDS"], "86400");
+        assert_eq!(message["MESSAGE_RATE_PER_SECOND"], "10");
+        assert_eq!(message["MESSAGE_BURST"], "20");
+        assert_eq!(message["RATE_LIMIT_STRIKES"], "10");
+
+        let post = format!("${{WebSocketApi}}/{stage}/POST/@connections/*");
+        let delete = format!("${{WebSocketApi}}/{stage}/DELETE/@connections/*");
+        let manage = |methods: &[&String]| -> Vec<String> {
+            methods
+                .iter()
+                .map(|m| format!("execute-api:ManageConnections {m}"))
+                .collect()
+        };
+        let table = "ConnectionsTable.Arn";
+        let index = "${ConnectionsTable.Arn}/index/*";
+        let on = |actions: &[&str], resources: &[&str]| -> Vec<String> {
+            actions
+                .iter()
+                .flat_map(|a| resources.iter().map(move |r| format!("dynamodb:{a} {r}")))
+                .collect()
+        };
+
+        let mut want: BTreeSet<String> = on(
+            &["GetItem", "PutItem", "UpdateItem", "DeleteItem"],
+            &[table],
+        )
+        .into_iter()
+        .collect();
+        want.insert("dynamodb:Query ${ConnectionsTable.Arn}/index/userId-index".into());
+        want.insert("secretsmanager:GetSecretValue JwtSecret".into());
+        if prod {
+            want.insert("secretsmanager:GetSecretValue DatabaseDbSecretArn".into());
+        }
+        want.extend(manage(&[&post, &delete]));
+        want.insert("lambda:InvokeFunction MessageFunction.Arn".into());
+        assert_eq!(grants(&t, "ConnectRole"), want, "{stage}");
+
+        let mut want: BTreeSet<String> = on(
+            &["GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"],
+            &[table, index],
+        )
+        .into_iter()
+        .collect();
+        want.extend(on(
+            &["PutItem", "UpdateItem", "Query"],
+            &["HistoryTable.Arn"],
+        ));
+        want.extend(manage(&[&post, &delete]));
+        assert_eq!(grants(&t, "MessageRole"), want, "{stage}");
+
+        let mut want: BTreeSet<String> = on(
+            &["GetItem", "UpdateItem", "DeleteItem", "Query", "Scan"],
+            &[table, index],
+        )
+        .into_iter()
+        .collect();
+        want.extend(on(&["PutItem", "UpdateItem"], &["HistoryTable.Arn"]));
+        want.extend(manage(&[&post, &delete]));
+        assert_eq!(grants(&t, "BroadcastRole"), want, "{stage}");
+
+        let mut want: BTreeSet<String> = on(&["DeleteItem", "Query"], &[table, index])
+            .into_iter()
+            .collect();
+        want.extend(manage(&[&post]));
+        assert_eq!(grants(&t, "DisconnectRole"), want, "{stage}");
+
+        let mut want: BTreeSet<String> = on(&["Scan", "DeleteItem", "Query"], &[table, index])
+            .into_iter()
+            .collect();
+        want.extend(manage(&[&post, &delete]));
+        assert_eq!(grants(&t, "SweeperRole"), want, "{stage}");
+
+        // Nothing outside connect names a secret, in its grants or its environment.
+        let text = t["Resources"].to_string();
+        for (id, r) in t["Resources"].as_object().expect("Resources") {
+            if id.starts_with("Connect") || id == "JwtSecret" {
+                continue;
+            }
+            let r = r.to_string();
+            assert!(!r.contains("JwtSecret"), "{stage}: {id} names JwtSecret");
+            assert!(
+                !r.contains("DatabaseDb"),
+                "{stage}: {id} names a database output"
+            );
+        }
+        assert!(text.contains("ReadJwtSecret"));
+        assert!(!text.contains("ReadJwtAndDbSecrets"));
+    }
+}
+
+/// Connections end with their token: a sweeper runs every minute and closes the
+/// expired ones; `refresh` reaches connect through a route of its own.
+#[test]
+fn realtime_sweeper_runs_every_minute_and_refresh_routes_to_connect() {
+    let (_tmp, s) = synth_barkbase("dev");
+    let t = s.template("realtime");
+    let res = &t["Resources"];
+    let rule = &res["SweeperSchedule"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    let rp = &rule["Properties"];
+    assert_eq!(rp["Name"], "barkbase-dev-realtime-sweeper-schedule");
+    assert_eq!(rp["ScheduleExpression"], "rate(1 minute)");
+    assert_eq!(rp["State"], "ENABLED");
+    assert_eq!(
+        rp["Targets"][0]["Arn"]["Fn::GetAtt"],
+        serde_json::json!(["SweeperFunction", "Arn"])
+    );
+    let perm = &res["SweeperSchedulePermission"]["Properties"];
+    assert_eq!(perm["Principal"], "events.amazonaws.com");
+    assert_eq!(perm["FunctionName"]["Ref"], "SweeperFunction");
+    assert_eq!(perm["SourceArn"]["Fn::GetAtt"][0], "SweeperSchedule");
+    let invoke = &res["SweeperInvokeConfig"]["Properties"];
+    assert_eq!(invoke["MaximumRetryAttempts"], 0);
+    let alarm = &res["SweeperErrorsAlarm"]["Properties"];
+    assert_eq!(alarm["Dimensions"][0]["Value"]["Ref"], "SweeperFunction");
+    assert_eq!(alarm["AlarmActions"][0]["Ref"], "AlarmTopic");
+
+    let route = &res["RefreshRoute"]["Properties"];
+    assert_eq!(route["RouteKey"], "refresh");
+    assert_eq!(
+        res["RefreshIntegration"]["Properties"]["IntegrationUri"]["Fn::Sub"][1]["FunctionArn"]
+            ["Fn::GetAtt"],
+        serde_json::json!(["ConnectFunction", "Arn"])
+    );
+    let perm = &res["RefreshInvokePermission"]["Properties"];
+    assert_eq!(perm["FunctionName"]["Ref"], "ConnectFunction");
+    assert_eq!(perm["Principal"], "apigateway.amazonaws.com");
+    assert_eq!(
+        perm["SourceArn"]["Fn::Sub"],
+        "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/*/refresh"
+    );
+    // connect keeps its $connect permission: one per route key.
+    assert_eq!(
+        res["ConnectInvokePermission"]["Properties"]["FunctionName"]["Ref"],
+        "ConnectFunction"
+    );
+
+    let history = &res["HistoryTable"];
+    assert_eq!(history["DeletionPolicy"], "Retain");
+    let hp = &history["Properties"];
+    assert_eq!(hp["TableName"], "barkbase-dev-realtime-history");
+    assert_eq!(hp["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        hp["KeySchema"],
+        serde_json::json!([
+            {"AttributeName": "stream", "KeyType": "HASH"},
+            {"AttributeName": "id", "KeyType": "RANGE"}
+        ])
+    );
+    assert_eq!(
+        hp["AttributeDefinitions"],
+        serde_json::json!([
+            {"AttributeName": "stream", "AttributeType": "S"},
+            {"AttributeName": "id", "AttributeType": "N"}
+        ])
+    );
+    assert_eq!(hp["TimeToLiveSpecification"]["AttributeName"], "expiresAt");
+    assert_eq!(hp["TimeToLiveSpecification"]["Enabled"], true);
+}
+
+/// A stack setting that is not a boolean would be truthy in the template and
+/// grant the database secret: validate refuses it.
+#[test]
+fn a_verify_user_active_that_is_not_a_boolean_is_refused_by_validate() {
+    let (_tmp, dir) = harness::copy_barkbase();
+    let path = dir.join("stacks").join("realtime.yaml");
+    let text = std::fs::read_to_string(&path).expect("realtime.yaml");
+    assert!(text.contains("  verify_user_active: false\n"));
+    harness::write(
+        &path,
+        &text.replace(
+            "  verify_user_active: false\n",
+            "  verify_user_active: \"false\"\n",
+        ),
+    );
+    harness::run(&dir, &["validate"]).assert_invalid(&[
+        "templates/realtime.yaml.hbs",
+        "verify_user_active_must_be_true_or_false",
+    ]);
 }
 
 #[test]
@@ -629,15 +939,19 @@ fn experience_stream_mapping_bisects_and_reports_item_failures() {
     );
     assert_eq!(env["METRICS_CHANNEL"], "metrics");
     // The connections table and API belong to the realtime stack: their ARNs are
-    // built from the names it hands over, and scoped to them.
-    let role = t["Resources"]["StreamProcessorRole"]["Properties"]["Policies"].to_string();
-    assert!(
-        role.contains("table/${RealtimeConnectionsTableName}"),
-        "{role}"
-    );
-    assert!(
-        role.contains("${RealtimeWebSocketApiId}/*/POST/@connections/*"),
-        "{role}"
+    // built from the names it hands over, and scoped to what the processor does:
+    // Query on the channel index, DeleteItem for 410 Gone, POST to this stage.
+    assert_eq!(
+        grants(&t, "StreamProcessorRole"),
+        lines(&[
+            "dynamodb:DescribeStream MetricsTable.StreamArn",
+            "dynamodb:GetRecords MetricsTable.StreamArn",
+            "dynamodb:GetShardIterator MetricsTable.StreamArn",
+            "dynamodb:ListStreams MetricsTable.StreamArn",
+            "dynamodb:Query table/${RealtimeConnectionsTableName}/index/channel-index",
+            "dynamodb:DeleteItem table/${RealtimeConnectionsTableName}",
+            "execute-api:ManageConnections ${RealtimeWebSocketApiId}/dev/POST/@connections/*",
+        ])
     );
     let f = &t["Resources"]["StreamProcessorFunction"]["Properties"];
     assert_eq!(
@@ -681,7 +995,7 @@ fn every_function_is_a_traced_al2023_bootstrap_with_its_own_log_group_first() {
             );
         }
     }
-    assert_eq!(count, 9, "one function per contract entry");
+    assert_eq!(count, 10, "one function per contract entry");
 }
 
 /// Cost reports and clean-up scripts find resources by the barkctl tags: every
