@@ -376,9 +376,10 @@ async fn check_resources(endpoint: &str, project: &Path) {
             checked += 1;
         }
     }
-    assert_eq!(checked, 9, "every BarkBase function is checked");
+    assert_eq!(checked, 10, "every BarkBase function is checked");
 
-    // Scheduled jobs: three rules, the migration one disabled.
+    // Scheduled jobs: three rules, the migration one disabled; and the realtime
+    // sweeper's, every minute.
     let events = aws_sdk_eventbridge::Client::new(&conf);
     let rules = events
         .list_rules()
@@ -391,7 +392,7 @@ async fn check_resources(endpoint: &str, project: &Path) {
         .iter()
         .filter_map(|r| Some((r.name()?, r.state()?.as_str())))
         .collect();
-    assert_eq!(states.len(), 3, "{states:?}");
+    assert_eq!(states.len(), 4, "{states:?}");
     assert_eq!(
         states.values().filter(|s| **s == "DISABLED").count(),
         1,
@@ -400,6 +401,11 @@ async fn check_resources(endpoint: &str, project: &Path) {
     assert_eq!(
         states.get("barkbase-local-migration-schedule"),
         Some(&"DISABLED")
+    );
+    assert_eq!(
+        states.get("barkbase-local-realtime-sweeper-schedule"),
+        Some(&"ENABLED"),
+        "{states:?}"
     );
 
     // Database credentials and the instance.
