@@ -51,7 +51,13 @@ pub async fn admit(
     Ok(match verdict {
         Verdict::Allowed => Admission::Admitted(conn),
         Verdict::Limited { strikes } => Admission::Refused {
-            refusal: limited(rate, format!("{strikes} in a row")),
+            refusal: limited(
+                rate,
+                format!(
+                    "strike {strikes} of {}",
+                    rate.map_or(strikes, |r| r.strikes)
+                ),
+            ),
             close: false,
         },
         Verdict::Close => Admission::Refused {

@@ -1,8 +1,12 @@
 //! Per-connection rate limit: a token bucket kept in the connection's own item
 //! (`rlTokens`, `rlAt`, `rlStrikes`), so every function instance that handles the
 //! connection's messages sees the same bucket. A message takes one token; tokens come
-//! back at `per_second` up to `burst`. A message over the limit is a strike; a message
-//! within it clears the strikes; `strikes` strikes in a row close the connection.
+//! back at `per_second` up to `burst`. A message over the limit is a strike. Strikes
+//! are forgiven only when the bucket has refilled to `burst` (the client kept quiet
+//! for `burst / per_second` seconds), not by the odd message that gets through: a
+//! client that keeps sending above the rate, at any multiple of it, collects
+//! `strikes` strikes and is closed, while one burst over the limit followed by calm
+//! is not.
 //!
 //! The bucket is read and written with an optimistic condition on `rlAt`, so two
 //! concurrent messages cannot both spend the last token.
@@ -17,7 +21,8 @@ use crate::store::{Connection, ConnectionStore, StoreError};
 pub struct RateSettings {
     pub per_second: f64,
     pub burst: f64,
-    /// Consecutive over-limit messages before the connection is closed.
+    /// Over-limit messages since the bucket was last full before the connection is
+    /// closed.
     pub strikes: u32,
 }
 
@@ -43,11 +48,12 @@ pub struct Bucket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Allowed,
-    /// Over the limit; `strikes` in a row so far.
+    /// Over the limit; `strikes` since the bucket was last full.
     Limited {
         strikes: u32,
     },
-    /// Over the limit `strikes` times in a row: close the connection.
+    /// Over the limit `strikes` times since the bucket was last full: close the
+    /// connection.
     Close,
 }
 
@@ -61,15 +67,17 @@ pub fn take(bucket: Option<Bucket>, now_ms: i64, s: &RateSettings) -> (Bucket, V
     });
     let elapsed = (now_ms - b.at_ms).max(0) as f64 / 1000.0;
     let tokens = (b.tokens + elapsed * s.per_second).min(s.burst);
+    // A full bucket forgives the strikes.
+    let strikes = if tokens >= s.burst { 0 } else { b.strikes };
     if tokens >= 1.0 {
         let next = Bucket {
             tokens: tokens - 1.0,
             at_ms: now_ms,
-            strikes: 0,
+            strikes,
         };
         return (next, Verdict::Allowed);
     }
-    let strikes = b.strikes.saturating_add(1);
+    let strikes = strikes.saturating_add(1);
     let next = Bucket {
         tokens,
         at_ms: now_ms,
@@ -189,7 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_come_back_at_the_rate_and_an_allowed_message_clears_strikes() {
+    fn tokens_come_back_at_the_rate_and_only_a_full_bucket_forgives_strikes() {
         let s = settings();
         let empty = Bucket {
             tokens: 0.0,
@@ -198,12 +206,45 @@ mod tests {
         };
         // 50 ms at 10/s is half a token: still limited.
         assert_eq!(take(Some(empty), 50, &s).1, Verdict::Close);
+        // A token came back: allowed, but the strikes stay.
         let (next, v) = take(Some(empty), 100, &s);
         assert_eq!(v, Verdict::Allowed);
+        assert_eq!(next.strikes, 2);
+        assert_eq!(take(Some(next), 100, &s).1, Verdict::Close);
+        // 2 s of quiet refill the bucket to the burst (not beyond): strikes forgiven.
+        let (next, v) = take(Some(empty), 60_000, &s);
+        assert_eq!(v, Verdict::Allowed);
         assert_eq!(next.strikes, 0);
-        // A long pause refills to the burst, not beyond.
-        let (next, _) = take(Some(empty), 60_000, &s);
         assert!((next.tokens - 19.0).abs() < 1e-9, "{}", next.tokens);
+    }
+
+    #[test]
+    fn a_client_at_any_multiple_of_the_rate_is_closed_one_burst_is_not() {
+        let s = RateSettings {
+            strikes: 10,
+            ..settings()
+        };
+        for multiple in [1.5_f64, 2.0, 3.0, 10.0] {
+            let gap = 1000.0 / (10.0 * multiple);
+            let mut b = None;
+            let closed = (0..2000).find(|&i| {
+                let (next, v) = take(b, (i as f64 * gap) as i64, &s);
+                b = Some(next);
+                v == Verdict::Close
+            });
+            assert!(closed.is_some(), "{multiple}x the rate was never closed");
+        }
+        // 25 messages at once (5 over the burst), then one a second: never closed.
+        let mut b = None;
+        for _ in 0..25 {
+            b = Some(take(b, 0, &s).0);
+        }
+        for t in 1..100 {
+            let (next, v) = take(b, t * 1000, &s);
+            assert_eq!(v, Verdict::Allowed, "at {t} s");
+            b = Some(next);
+        }
+        assert_eq!(b.map(|b| b.strikes), Some(0));
     }
 
     #[test]
