@@ -423,3 +423,182 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
         assert!(!super::dev::alive(pid), "instance {pid} still runs");
     }
 }
+
+/// The JWT signing key the stage's `$connect` verifies with.
+async fn jwt_secret(conf: &aws_config::SdkConfig) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(conf);
+    let v = sm
+        .get_secret_value()
+        .secret_id("barkbase/local/realtime/jwt")
+        .send()
+        .await
+        .expect("jwt secret");
+    let j: Value = serde_json::from_str(v.secret_string().unwrap_or_default()).expect("json");
+    j["secret"].as_str().expect("secret key").to_string()
+}
+
+/// Connections end with their token (the sweeper), a client at 3x the message rate
+/// is limited then closed, and a client that drops gets what it missed on reconnect.
+#[test]
+fn connections_end_with_their_token_floods_are_closed_and_reconnects_resume() {
+    let _one = super::dev::BARKBASE_IN_PLACE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let emu = Emulator::start();
+    let p = Project {
+        root: repo_root(),
+        endpoint: emu.url(),
+    };
+    p.run(&["deploy", "--stage", "local"]).assert_ok();
+    let dev = Dev::start(&p, &["--port", "0"]);
+    let url = ws_url(&dev);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let conf = rt.block_on(sdk(&p.endpoint));
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let secret = rt.block_on(jwt_secret(&conf));
+    let wait = Duration::from_secs(5);
+    let short = Duration::from_millis(1500);
+
+    // A token that expires in 3 s: the connection works, then the sweeper (run here by
+    // invoke rather than waiting up to a minute for its schedule) closes it.
+    rt.block_on(async {
+        let mut c = json!({"sub": "u40", "tenantId": "t1", "role": "viewer", "iss": "barkbase-auth", "aud": "barkbase-realtime"});
+        c["exp"] = json!(now() + 3);
+        let mut ws = connect(&url, Some(&token(&secret, "HS256", c))).await.expect("a 3 s token connects");
+        send(&mut ws, json!({"action": "ping"})).await;
+        assert!(next_of(&mut ws, "pong", wait).await.is_some(), "no pong while the token is valid");
+        let items = ddb
+            .get_item()
+            .table_name("barkbase-local-realtime-connections")
+            .key("connectionId", aws_sdk_dynamodb::types::AttributeValue::S(connection_ids(&ddb, "u40").await.pop().expect("u40 stored")))
+            .send()
+            .await
+            .expect("GetItem");
+        let expires: i64 = items.item().and_then(|i| i.get("expiresAt")).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).expect("expiresAt");
+        assert!(expires <= now() + 3, "the item outlives the token: expiresAt {expires}");
+        // Not closed by anything before it expires.
+        assert!(close_code(&mut ws, Duration::from_secs(1)).await.is_none(), "closed early");
+        while now() <= expires {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let sweep = p.run(&["invoke", "realtime.sweeper", "--stage", "local"]);
+        sweep.assert_ok();
+        let report: Value = serde_json::from_str(sweep.stdout.trim()).expect("sweep report");
+        eprintln!("sweeper: {report}");
+        let code = close_code(&mut ws, wait).await;
+        assert!(code.is_some(), "the expired connection stayed open: {report}\n{}", dev.text());
+        // The invoked run closed it, or (rarely) the schedule's own run got there first.
+        assert!(
+            report["closed"] == 1 || dev.text().contains("schedule barkbase-local-realtime-sweeper-schedule fired"),
+            "{report}"
+        );
+        assert!(connection_ids(&ddb, "u40").await.is_empty(), "the expired item stayed");
+    });
+
+    // 3x the rate (30 messages a second against 10/s, burst 20): pongs first, then
+    // RATE_LIMITED, then the server closes the connection.
+    rt.block_on(async {
+        let ws = connect(&url, Some(&token(&secret, "HS256", claims("u30", "t1", "viewer")))).await.expect("u30");
+        let (mut tx, mut rx) = ws.split();
+        let flood = tokio::spawn(async move {
+            let mut sent = 0;
+            let mut tick = tokio::time::interval(Duration::from_millis(1000 / 30));
+            for _ in 0..30 * 20 {
+                tick.tick().await;
+                if tx.send(Message::text(json!({"action": "ping"}).to_string())).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            sent
+        });
+        let (mut pongs, mut first_pongs, mut limited, mut closed) = (0, 0, 0, None);
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while closed.is_none() && Instant::now() < deadline {
+            match tokio::time::timeout(wait, rx.next()).await {
+                Ok(Some(Ok(Message::Text(t)))) => {
+                    let v: Value = serde_json::from_str(t.as_str()).expect("JSON frame");
+                    match v["type"].as_str() {
+                        Some("pong") => {
+                            // Refilled tokens let the odd ping through after the first refusal.
+                            pongs += 1;
+                            first_pongs += usize::from(limited == 0);
+                        }
+                        Some("error") => {
+                            assert_eq!(v["data"]["code"], "RATE_LIMITED", "{v}");
+                            limited += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Some(Ok(Message::Close(f)))) => closed = Some(f.map_or(1005, |f| u16::from(f.code))),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => closed = Some(1006),
+                Err(_) => break,
+            }
+        }
+        let sent = flood.await.expect("flood task");
+        eprintln!("3x the rate: {sent} sent, {pongs} pongs ({first_pongs} before the first refusal), {limited} RATE_LIMITED, closed {closed:?}");
+        assert!(first_pongs >= 20, "the burst was not served: {first_pongs} pongs before the first refusal");
+        assert!(limited >= 1, "no RATE_LIMITED after {sent} messages");
+        assert!(closed.is_some(), "the flooding client was never closed ({sent} sent)");
+        let deadline = Instant::now() + wait;
+        while !connection_ids(&ddb, "u30").await.is_empty() {
+            assert!(Instant::now() < deadline, "the closed flooder's item stayed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+
+    // Drop, miss 5, reconnect with `since`: exactly those 5, in order, then live ones.
+    rt.block_on(async {
+        let mut admin = connect(&url, Some(&token(&secret, "HS256", claims("u21", "t1", "admin")))).await.expect("admin");
+        let viewer = token(&secret, "HS256", claims("u20", "t1", "viewer"));
+        let mut v = connect(&url, Some(&viewer)).await.expect("u20");
+        let to_u20 = |title: &str| json!({"action": "broadcast", "target": {"type": "user", "userId": "u20"}, "message": notification(title)});
+        send(&mut admin, to_u20("seen")).await;
+        let seen = next_of(&mut v, "notification", wait).await.expect("u20 gets the first");
+        let since = seen["id"].as_u64().expect("a message id");
+        assert!(next_of(&mut admin, "broadcast_result", wait).await.is_some());
+        v.close(None).await.expect("close");
+        let deadline = Instant::now() + wait;
+        while !connection_ids(&ddb, "u20").await.is_empty() {
+            assert!(Instant::now() < deadline, "u20's item stayed after its close");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut missed = Vec::new();
+        for i in 1..=5 {
+            send(&mut admin, to_u20(&format!("missed {i}"))).await;
+            let r = next_of(&mut admin, "broadcast_result", wait).await.expect("broadcast_result");
+            assert_eq!(r["data"]["delivered"], 0, "nobody was connected: {r}");
+            missed.push(r["data"]["id"].as_u64().expect("result id"));
+        }
+        let (mut v, _) = tokio_tungstenite::connect_async(format!("{url}?token={viewer}&since={since}"))
+            .await
+            .expect("reconnect with since");
+        let mut titles = Vec::new();
+        let mut ids = Vec::new();
+        let resumed = loop {
+            let m = next_json(&mut v, wait).await.unwrap_or_else(|| panic!("replay stopped after {titles:?}\n{}", dev.text()));
+            match m["type"].as_str() {
+                Some("notification") => {
+                    titles.push(m["data"]["title"].as_str().unwrap_or_default().to_string());
+                    ids.push(m["id"].as_u64().expect("id"));
+                }
+                Some("resumed") => break m,
+                _ => {}
+            }
+        };
+        assert_eq!(titles, (1..=5).map(|i| format!("missed {i}")).collect::<Vec<_>>());
+        assert_eq!(ids, missed, "replayed ids are the broadcasts' ids, in order");
+        assert!(ids.windows(2).all(|w| w[0] < w[1]) && ids[0] > since, "{since} {ids:?}");
+        assert_eq!(resumed["data"]["count"], 5, "{resumed}");
+        send(&mut admin, to_u20("live")).await;
+        let live = next_of(&mut v, "notification", wait).await.expect("the live message after the replay");
+        assert_eq!(live["data"]["title"], "live");
+        assert!(live["id"].as_u64().expect("id") > *ids.last().expect("ids"), "{live}");
+        assert!(next_of(&mut v, "notification", short).await.is_none(), "a message twice");
+    });
+
+    let (code, _, text) = dev.interrupt();
+    assert_eq!(code, 0, "{text}");
+}
