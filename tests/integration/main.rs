@@ -14,5 +14,6 @@ mod gateway;
 mod harness;
 mod local;
 mod project_errors;
+mod properties;
 mod secret_grants;
 mod synth_lint;
