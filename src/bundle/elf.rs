@@ -2,22 +2,22 @@
 //! machine (must match the template's `Architectures`) and the newest glibc
 //! symbol version it needs (`provided.al2023` ships glibc 2.34).
 //!
-//! Only the ELF header, the section headers and two small sections are read, so
-//! this costs well under a millisecond even for a large binary.
+//! Read with the `object` crate through a [`ReadCache`]: only the ELF header, the
+//! section headers and the two small sections involved are read from disk, so this
+//! costs well under a millisecond even for a large binary.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+
+use object::elf::{FileHeader64, EM_AARCH64, EM_X86_64};
+use object::read::elf::FileHeader;
+use object::{Endianness, FileKind, ReadCache, ReadRef};
 
 use super::Error;
 use crate::project::Architecture;
 
 /// The glibc of Amazon Linux 2023, the `provided.al2023` runtime.
 pub const AL2023_GLIBC: (u32, u32) = (2, 34);
-
-const EM_X86_64: u16 = 0x3e;
-const EM_AARCH64: u16 = 0xb7;
-const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
 
 /// Lambda runs what the template's `Architectures` says; a binary for another
 /// machine fails only at invoke time, so refuse it here (a `build.target` in
@@ -27,20 +27,22 @@ pub(crate) fn check_machine(
     arch: Architecture,
     crate_name: &str,
 ) -> Result<(), Error> {
-    let mut head = Vec::with_capacity(20);
-    File::open(binary)
-        .and_then(|f| f.take(20).read_to_end(&mut head))
-        .map_err(|e| io_err(binary, e))?;
-    let found = if head.len() < 20 || &head[..4] != b"\x7fELF" {
-        "not an ELF executable".to_string()
-    } else {
-        match u16::from_le_bytes([head[18], head[19]]) {
-            EM_X86_64 if arch == Architecture::X86_64 => return Ok(()),
-            EM_AARCH64 if arch == Architecture::Arm64 => return Ok(()),
-            EM_X86_64 => "an x86_64 ELF".to_string(),
-            EM_AARCH64 => "an arm64 ELF".to_string(),
-            other => format!("an ELF for machine {other:#x}"),
-        }
+    let file = File::open(binary).map_err(|e| io_err(binary, e))?;
+    let data = ReadCache::new(file);
+    let machine = match FileKind::parse(&data) {
+        Ok(FileKind::Elf64) => FileHeader64::<Endianness>::parse(&data)
+            .and_then(|h| Ok(h.e_machine(h.endian()?)))
+            .ok(),
+        _ => None,
+    };
+    let found = match (machine, FileKind::parse(&data)) {
+        (Some(EM_X86_64), _) if arch == Architecture::X86_64 => return Ok(()),
+        (Some(EM_AARCH64), _) if arch == Architecture::Arm64 => return Ok(()),
+        (Some(EM_X86_64), _) => "an x86_64 ELF".to_string(),
+        (Some(EM_AARCH64), _) => "an arm64 ELF".to_string(),
+        (Some(other), _) => format!("an ELF for machine {other:#x}"),
+        (None, Ok(FileKind::Elf32)) => "a 32-bit ELF".to_string(),
+        (None, _) => "not an ELF executable".to_string(),
     };
     Err(Error::WrongBinary {
         crate_name: crate_name.to_string(),
@@ -50,75 +52,37 @@ pub(crate) fn check_machine(
     })
 }
 
-/// The newest `GLIBC_x.y` symbol version a 64-bit little-endian ELF needs, from
-/// its `.gnu.version_r` section; `None` for a static binary or one that needs
-/// no versioned glibc symbol.
+/// The newest `GLIBC_x.y` symbol version a 64-bit ELF needs, from its
+/// `SHT_GNU_VERNEED` section (`.gnu.version_r`); `None` for a static binary, one
+/// that needs no versioned glibc symbol, or a file that is not a 64-bit ELF.
 pub fn glibc_needed(binary: &Path) -> Result<Option<(u32, u32)>, Error> {
-    let mut f = File::open(binary).map_err(|e| io_err(binary, e))?;
-    read_glibc_needed(&mut f).map_err(|e| io_err(binary, e))
+    let file = File::open(binary).map_err(|e| io_err(binary, e))?;
+    let data = ReadCache::new(file);
+    if !matches!(FileKind::parse(&data), Ok(FileKind::Elf64)) {
+        return Ok(None);
+    }
+    newest_glibc(&data).map_err(|e| {
+        io_err(
+            binary,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        )
+    })
 }
 
-fn read_glibc_needed(f: &mut File) -> std::io::Result<Option<(u32, u32)>> {
-    let mut eh = [0u8; 64];
-    f.read_exact(&mut eh)?;
-    // ELFCLASS64, ELFDATA2LSB: the only layouts Lambda runs.
-    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
-        return Ok(None);
-    }
-    let shoff = u64_at(&eh, 0x28);
-    let shentsize = u16_at(&eh, 0x3a) as u64;
-    let shnum = u16_at(&eh, 0x3c) as u64;
-    if shoff == 0 || shentsize < 64 || shnum == 0 || shnum > 4096 {
-        return Ok(None);
-    }
-    let mut table = vec![0u8; (shentsize * shnum) as usize];
-    f.seek(SeekFrom::Start(shoff))?;
-    f.read_exact(&mut table)?;
-    let section = |i: u64| &table[(i * shentsize) as usize..((i + 1) * shentsize) as usize];
-    let Some(verneed) = (0..shnum)
-        .map(section)
-        .find(|s| u32_at(s, 4) == SHT_GNU_VERNEED)
-    else {
+fn newest_glibc<'data, R: ReadRef<'data>>(data: R) -> object::read::Result<Option<(u32, u32)>> {
+    let header = FileHeader64::<Endianness>::parse(data)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, data)?;
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, data)? else {
         return Ok(None);
     };
-    let link = u32_at(verneed, 0x28) as u64;
-    if link >= shnum {
-        return Ok(None);
-    }
-    let data = read_section(f, verneed)?;
-    let strings = read_section(f, section(link))?;
-    let name_at = |off: usize| -> &[u8] {
-        let rest = strings.get(off..).unwrap_or(&[]);
-        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
-        &rest[..end]
-    };
-
+    let strings = sections.strings(endian, data, link)?;
     let mut newest: Option<(u32, u32)> = None;
-    // Verneed entries: vn_version u16, vn_cnt u16, vn_file u32, vn_aux u32,
-    // vn_next u32; each with vn_cnt Vernaux: hash u32, flags u16, other u16,
-    // name u32, next u32. Bounded walks: a corrupt chain cannot loop forever.
-    let mut at = 0usize;
-    for _ in 0..256 {
-        let Some(vn) = data.get(at..at + 16) else {
-            break;
-        };
-        let count = u16_at(vn, 2) as usize;
-        let mut aux = at + u32_at(vn, 8) as usize;
-        for _ in 0..count.min(1024) {
-            let Some(va) = data.get(aux..aux + 16) else {
-                break;
-            };
-            if let Some(v) = glibc_version(name_at(u32_at(va, 8) as usize)) {
+    while let Some((_, mut auxes)) = needs.next()? {
+        while let Some(aux) = auxes.next()? {
+            if let Some(v) = glibc_version(aux.name(endian, strings)?) {
                 newest = newest.max(Some(v));
             }
-            match u32_at(va, 12) {
-                0 => break,
-                next => aux += next as usize,
-            }
-        }
-        match u32_at(vn, 12) {
-            0 => break,
-            next => at += next as usize,
         }
     }
     Ok(newest)
@@ -131,31 +95,6 @@ fn glibc_version(name: &[u8]) -> Option<(u32, u32)> {
     let major = parts.next()?.parse().ok()?;
     let minor = parts.next().map_or(Some(0), |m| m.parse().ok())?;
     Some((major, minor))
-}
-
-fn read_section(f: &mut File, header: &[u8]) -> std::io::Result<Vec<u8>> {
-    let offset = u64_at(header, 0x18);
-    let size = u64_at(header, 0x20).min(16 << 20);
-    let mut buf = vec![0u8; size as usize];
-    f.seek(SeekFrom::Start(offset))?;
-    f.read_exact(&mut buf)?;
-    Ok(buf)
-}
-
-fn u16_at(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Error {
@@ -175,6 +114,32 @@ mod tests {
         assert_eq!(glibc_version(b"GLIBC_2.2.5"), Some((2, 2)));
         assert_eq!(glibc_version(b"GLIBC_PRIVATE"), None);
         assert_eq!(glibc_version(b"GCC_3.0"), None);
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_elf_needs_nothing_and_is_refused_by_machine() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = dir.path().join("bootstrap");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
+        assert_eq!(glibc_needed(&script).expect("readable"), None);
+        let err = check_machine(&script, Architecture::Arm64, "x").expect_err("refused");
+        assert!(err.to_string().contains("not an ELF"), "{err}");
+    }
+
+    /// The test binary is an ELF for the host: accepted for the host's architecture,
+    /// refused for the other one, naming what it is.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_running_test_binary_is_an_elf_for_the_host() {
+        let exe = std::env::current_exe().expect("current exe");
+        let (host, other, name) = if cfg!(target_arch = "aarch64") {
+            (Architecture::Arm64, Architecture::X86_64, "an arm64 ELF")
+        } else {
+            (Architecture::X86_64, Architecture::Arm64, "an x86_64 ELF")
+        };
+        check_machine(&exe, host, "t").expect("the host's ELF");
+        let err = check_machine(&exe, other, "t").expect_err("the other machine");
+        assert!(err.to_string().contains(name), "{err}");
     }
 
     /// The test binary itself is a dynamically linked glibc program (on the
