@@ -8,6 +8,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use super::state::PidRecord;
 use super::{Endpoint, Error};
 
@@ -132,8 +136,8 @@ pub fn kill_child(child: &mut Child) {
 /// record before each signal.
 pub fn stop(pid: u32, record: &PidRecord) -> Result<(), Error> {
     for (signal, patience) in [
-        ("TERM", Duration::from_secs(10)),
-        ("KILL", Duration::from_secs(5)),
+        (Signal::SIGTERM, Duration::from_secs(10)),
+        (Signal::SIGKILL, Duration::from_secs(5)),
     ] {
         if !is_our_server(pid, record) {
             return Ok(());
@@ -156,37 +160,22 @@ pub fn stop(pid: u32, record: &PidRecord) -> Result<(), Error> {
     Ok(())
 }
 
-/// `kill -<signal> <pid>`; minimal Debian images lack procps' `kill`, so fall
-/// back to python3's `os.kill` (python3 is there: it runs the emulator).
-fn send_signal(pid: u32, signal: &str) -> Result<(), Error> {
-    let via_kill = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match via_kill {
-        Ok(s) if s.success() => return Ok(()),
-        // Gone between the check and the signal: that is what we wanted.
-        Ok(_) if !is_alive(pid) => return Ok(()),
-        Ok(s) => {
-            return Err(Error::Stop {
-                pid,
-                detail: format!("`kill -{signal}` {s}"),
-            })
-        }
-        Err(_) => {}
-    }
-    let script = format!("import os, signal; os.kill({pid}, signal.SIG{signal})");
-    match Command::new("python3").args(["-c", &script]).status() {
-        Ok(s) if s.success() || !is_alive(pid) => Ok(()),
-        Ok(s) => Err(Error::Stop {
+/// kill(2) through nix: no `kill` binary (minimal images lack procps) and no
+/// shell. A process that is gone already is what we wanted.
+fn send_signal(pid: u32, signal: Signal) -> Result<(), Error> {
+    let Ok(raw) = i32::try_from(pid) else {
+        return Err(Error::Stop {
             pid,
-            detail: format!("`os.kill` {s}"),
-        }),
+            detail: "not a process id".into(),
+        });
+    };
+    match kill(Pid::from_raw(raw), signal) {
+        Ok(()) => Ok(()),
+        Err(Errno::ESRCH) => Ok(()),
+        Err(_) if !is_alive(pid) => Ok(()),
         Err(e) => Err(Error::Stop {
             pid,
-            detail: format!("neither `kill` nor `python3` can be run: {e}"),
+            detail: format!("kill({signal:?}): {e}"),
         }),
     }
 }
