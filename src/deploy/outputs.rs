@@ -28,38 +28,15 @@ pub async fn read(
 }
 
 /// `network` + `PrivateSubnetIds` -> `NETWORK_PRIVATE_SUBNET_IDS`: upper snake
-/// case, split where a lower-case letter or digit meets an upper-case one.
+/// case (`heck`), words split where a lower-case letter or digit meets an
+/// upper-case one and before the last capital of an acronym (`DBSecret`).
 pub fn env_name(stack: &str, output: &str) -> String {
-    let mut s: String = stack
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.push('_');
-    let chars: Vec<char> = output.chars().collect();
-    for (i, c) in chars.iter().enumerate() {
-        if i > 0 && c.is_ascii_uppercase() {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
-            if prev.is_ascii_lowercase()
-                || prev.is_ascii_digit()
-                || (prev.is_ascii_uppercase() && next_lower)
-            {
-                s.push('_');
-            }
-        }
-        if c.is_ascii_alphanumeric() {
-            s.push(c.to_ascii_uppercase());
-        } else {
-            s.push('_');
-        }
-    }
-    s
+    use heck::ToShoutySnakeCase;
+    format!(
+        "{}_{}",
+        stack.to_shouty_snake_case(),
+        output.to_shouty_snake_case()
+    )
 }
 
 /// Merge `outputs` (stack -> outputs) into the JSON object in `path`, keeping

@@ -29,18 +29,11 @@ handlebars_helper!(join: |v: Value, sep: str| match v {
     other => other.to_string(),
 });
 
-/// `realtime-connect` / `property_archival` -> `RealtimeConnect` / `PropertyArchival`.
+/// `realtime-connect` / `property_archival` -> `RealtimeConnect` / `PropertyArchival`
+/// (`heck`'s upper camel case; stack and function names are lower case, so no
+/// acronym is folded).
 pub fn pascal_case(s: &str) -> String {
-    s.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            match c.next() {
-                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect()
+    heck::ToUpperCamelCase::to_upper_camel_case(s)
 }
 
 impl Renderer {
