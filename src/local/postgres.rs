@@ -875,10 +875,7 @@ fn debian_bin() -> Option<PathBuf> {
 }
 
 fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    which::which(name).ok()
 }
 
 /// `BARKCTL_TOOLS_VENV` when it has a python, else the project's venv.
