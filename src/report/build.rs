@@ -341,23 +341,7 @@ pub fn human_size(bytes: u64) -> String {
 
 /// Cargo colours its status words when asked to; classification needs the text.
 fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ params... final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    anstream::adapter::strip_str(s).to_string()
 }
 
 #[cfg(test)]

@@ -19,12 +19,15 @@ pub struct Term {
 impl Term {
     pub fn new(choice: ColorChoice, quiet: bool, verbose: u8) -> Self {
         let stderr_tty = std::io::stderr().is_terminal();
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        // anstream's choice: NO_COLOR, CLICOLOR / CLICOLOR_FORCE, TERM=dumb, a TTY.
         let color = match choice {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => stderr_tty && !no_color,
+            ColorChoice::Auto => {
+                anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+            }
         };
+        // Live bars are not colour: `CI=false` (some runners set it) still allows them.
         let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
         Term {
             color,
@@ -39,15 +42,17 @@ impl Term {
         if !self.color {
             return text.to_string();
         }
-        let code = match style {
-            Style::Red => "31",
-            Style::Green => "32",
-            Style::Yellow => "33",
-            Style::Cyan => "36",
-            Style::Bold => "1",
-            Style::Dim => "2",
+        use anstyle::AnsiColor;
+        let fg = |c: AnsiColor| anstyle::Style::new().fg_color(Some(c.into()));
+        let st = match style {
+            Style::Red => fg(AnsiColor::Red),
+            Style::Green => fg(AnsiColor::Green),
+            Style::Yellow => fg(AnsiColor::Yellow),
+            Style::Cyan => fg(AnsiColor::Cyan),
+            Style::Bold => anstyle::Style::new().bold(),
+            Style::Dim => anstyle::Style::new().dimmed(),
         };
-        format!("\x1b[{code}m{text}\x1b[0m")
+        format!("{st}{text}{st:#}")
     }
 
     /// A line of data on stdout. A closed pipe (`| head`) is not an error.
