@@ -170,6 +170,13 @@ pub struct DeployArgs {
     /// How progress is shown
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Update stacks whose only changes are functions' code or environment through
+    /// the Lambda API (the stack drifts until the next full deploy); others deploy fully
+    #[arg(long)]
+    pub hotswap: bool,
+    /// With --hotswap: hotswap a stage that has termination protection
+    #[arg(long, requires = "hotswap")]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -12,6 +12,7 @@ mod diff;
 mod gates;
 mod gateway;
 mod harness;
+mod hotswap;
 mod local;
 mod project_errors;
 mod secret_grants;
