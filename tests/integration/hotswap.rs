@@ -286,10 +286,12 @@ fn hotswap_updates_code_and_environment_through_lambda_only_and_a_full_deploy_co
 }
 
 #[test]
-fn hotswap_refuses_a_protected_stage_without_force() {
+fn hotswap_and_watch_refuse_a_protected_stage_without_force() {
     let p = Fixture::new("http://127.0.0.1:9".into());
     let deploy = p.run(&["deploy", "--stage", "guarded", "--hotswap"], None);
     deploy.assert_invalid(&["stage `guarded`", "termination protection", "--force"]);
+    let watch = p.run(&["watch", "--stage", "guarded"], None);
+    watch.assert_invalid(&["stage `guarded`", "termination protection", "--force"]);
     // `--force` belongs to `--hotswap`.
     let bare = p.run(&["deploy", "--stage", "guarded", "--force"], None);
     assert_eq!(bare.code, 2, "{bare:#?}");

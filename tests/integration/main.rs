@@ -17,3 +17,4 @@ mod local;
 mod project_errors;
 mod secret_grants;
 mod synth_lint;
+mod watch;
