@@ -80,6 +80,9 @@ pub enum Command {
     Dev(DevArgs),
     /// Invoke a deployed function of a local stage and print its response
     Invoke(InvokeArgs),
+    /// Deploy, then redeploy on changes under lambdas/, stacks/ and templates/
+    /// (hotswapping functions where only their code or environment changed)
+    Watch(WatchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +173,25 @@ pub struct DeployArgs {
     /// How progress is shown
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Update stacks whose only changes are functions' code or environment through
+    /// the Lambda API (the stack drifts until the next full deploy); others deploy fully
+    #[arg(long)]
+    pub hotswap: bool,
+    /// With --hotswap: hotswap a stage that has termination protection
+    #[arg(long, requires = "hotswap")]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Stacks to deploy (default: all), plus the stacks they need
+    pub stacks: Vec<String>,
+    /// Approve security-sensitive changes without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Hotswap a stage that has termination protection
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Local(a) => commands::local::run(&ctx, a),
         Command::Dev(a) => commands::dev::run(&ctx, a),
         Command::Invoke(a) => commands::invoke::run(&ctx, a),
+        Command::Watch(a) => commands::watch::run(&ctx, a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

@@ -12,6 +12,10 @@ use serde_json::Value;
 
 use crate::diff::security::{self, IamStatement, SgRule};
 
+pub mod hotswap;
+
+pub use hotswap::FunctionSwap;
+
 /// A stack's status as DescribeStacks reports it, grouped by what barkctl can do
 /// with it (success / in progress / failure, as CloudFormation's own docs group them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -172,6 +176,12 @@ pub enum Action {
     Skip {
         reason: SkipReason,
     },
+    /// `deploy --hotswap`: only functions' code or environment differ; update them
+    /// through the Lambda API, no stack operation (the stack drifts from its
+    /// template until the next full deploy).
+    Hotswap {
+        functions: Vec<FunctionSwap>,
+    },
     /// Delete, then create: the stack is in ROLLBACK_COMPLETE after a failed create
     /// (or REVIEW_IN_PROGRESS / stuck in an emulator that never rolls back).
     Recreate {
@@ -194,6 +204,7 @@ impl Action {
             Action::Create => "create",
             Action::Update { .. } => "update",
             Action::Skip { .. } => "skip",
+            Action::Hotswap { .. } => "hotswap",
             Action::Recreate { .. } => "recreate",
             Action::Wait { .. } => "wait",
             Action::Blocked { .. } => "blocked",
@@ -204,8 +215,55 @@ impl Action {
     pub fn mutates(&self) -> bool {
         matches!(
             self,
-            Action::Create | Action::Update { .. } | Action::Recreate { .. }
+            Action::Create
+                | Action::Update { .. }
+                | Action::Recreate { .. }
+                | Action::Hotswap { .. }
         )
+    }
+}
+
+/// `deploy --hotswap`: an update that a hotswap covers (see [`hotswap::plan`])
+/// becomes [`Action::Hotswap`]; any other update stays one, with `no hotswap:`
+/// and the reason added to its `what`. Other actions are kept as they are.
+pub fn with_hotswap(action: Action, desired: &Desired, deployed: &Deployed) -> Action {
+    let Action::Update { mut what } = action else {
+        return action;
+    };
+    let swaps = match (
+        &deployed.state,
+        &deployed.template,
+        desired.known_parameters(),
+    ) {
+        (StackState::Stable(_), _, _) if desired.tags != deployed.tags => {
+            Err("tags changed".to_string())
+        }
+        (StackState::Stable(_), Some(template), Some(passed)) => {
+            let mut wanted = with_defaults(&desired.template, passed);
+            // DescribeStacks masks `NoEcho` values: only their presence counts.
+            for (k, v) in wanted.iter_mut() {
+                if is_no_echo(&desired.template, k) {
+                    if let Some(d) = deployed.parameters.get(k) {
+                        v.clone_from(d);
+                    }
+                }
+            }
+            hotswap::plan(template, &deployed.parameters, &desired.template, &wanted)
+        }
+        (StackState::Stable(_), None, _) => Err("the deployed template cannot be read".into()),
+        (StackState::Stable(_), _, None) => Err("parameters wait for upstream outputs".into()),
+        (state, _, _) => Err(format!("the stack is {}", state.status())),
+    };
+    match swaps {
+        Ok(functions) if !functions.is_empty() => Action::Hotswap { functions },
+        Ok(_) => {
+            what.push("no hotswap: no function code or environment changed".into());
+            Action::Update { what }
+        }
+        Err(reason) => {
+            what.push(format!("no hotswap: {reason}"));
+            Action::Update { what }
+        }
     }
 }
 
@@ -313,15 +371,18 @@ fn same_parameters(
     wanted: &BTreeMap<String, String>,
     deployed: &BTreeMap<String, String>,
 ) -> bool {
-    let no_echo = |name: &str| {
-        template
-            .pointer(&format!("/Parameters/{name}/NoEcho"))
-            .is_some_and(|v| v == &Value::Bool(true) || v == "true")
-    };
     wanted.len() == deployed.len()
-        && wanted
-            .iter()
-            .all(|(k, v)| deployed.get(k).is_some_and(|d| d == v || no_echo(k)))
+        && wanted.iter().all(|(k, v)| {
+            deployed
+                .get(k)
+                .is_some_and(|d| d == v || is_no_echo(template, k))
+        })
+}
+
+fn is_no_echo(template: &Value, name: &str) -> bool {
+    template
+        .pointer(&format!("/Parameters/{name}/NoEcho"))
+        .is_some_and(|v| v == &Value::Bool(true) || v == "true")
 }
 
 /// One stack's line in the plan.

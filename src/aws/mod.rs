@@ -467,6 +467,16 @@ pub fn cloudformation(sdk: &SdkConfig) -> aws_sdk_cloudformation::Client {
     aws_sdk_cloudformation::Client::from_conf(b.build())
 }
 
+/// A Lambda client for `sdk`, with the call log attached when enabled
+/// (`deploy --hotswap` updates functions with it).
+pub fn lambda(sdk: &SdkConfig) -> aws_sdk_lambda::Client {
+    let mut b = aws_sdk_lambda::config::Builder::from(sdk).interceptor(RetryCounter);
+    if let Some(log) = CallLog::from_env() {
+        b = b.interceptor(log);
+    }
+    aws_sdk_lambda::Client::from_conf(b.build())
+}
+
 /// An S3 client for `sdk`. Custom endpoints (emulators) get path-style
 /// addressing: `bucket.127.0.0.1` is no host name.
 pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {

@@ -12,15 +12,29 @@ use std::sync::Arc;
 use super::{Ctx, Session};
 use crate::aws::{self, Target};
 use crate::cli::DeployArgs;
-use crate::deploy::{self, assets, DeployInput, Reporter, StackInput};
+use crate::deploy::{self, assets, DeployInput, Reporter, StackInput, StackResult};
 use crate::plan::{Approval, Approved, Broadening, ParamValue};
 use crate::render::{ParamSource, Rendered};
 use crate::report::progress;
 use crate::{Error, Result};
 
 pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
+    execute(ctx, args).map(|_| crate::error::exit::OK)
+}
+
+/// The deploy, with each stack's result (none for a dry run or a declined prompt).
+/// `barkctl watch` runs it once per round.
+pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> {
     let session = ctx.session()?;
     let stage = session.stage()?.clone();
+    // A hotswap leaves stacks drifted from their templates: not on a protected
+    // stage unless asked for. A dry run changes nothing, so it may plan one.
+    if args.hotswap && stage.termination_protection && !args.force && !args.dry_run {
+        return Err(deploy::Error::ProtectedHotswap {
+            stage: stage.name.clone(),
+        }
+        .into());
+    }
     let selected = session.select(&args.stacks, args.exclusively)?;
     let waves = session.graph().waves_of(&selected)?;
     let ordered: Vec<String> = waves.iter().flatten().cloned().collect();
@@ -45,6 +59,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         let sdk = aws::sdk_config(&target).await;
         let cfn = aws::cloudformation(&sdk);
         let s3 = aws::s3(&sdk);
+        let lambda = args.hotswap.then(|| aws::lambda(&sdk));
         let app = session.project.app.clone();
         let needs_bucket = !bundles.is_empty()
             || rendered.iter().any(|r| {
@@ -75,7 +90,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
                     ctx.term.data(&line);
                 }
             }
-            return Ok(crate::error::exit::OK);
+            return Ok(Vec::new());
         }
 
         // The broadening gate, before the first mutating call (the toolkit stack).
@@ -102,7 +117,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
                     Some(approved) => approved,
                     None => {
                         ctx.term.info("nothing deployed");
-                        return Ok(crate::error::exit::OK);
+                        return Ok(Vec::new());
                     }
                 },
                 // Nothing to approve now; the run refuses any grant that appears
@@ -121,9 +136,10 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
             None
         };
 
-        let input = deploy_input(
+        let mut input = deploy_input(
             &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
         );
+        input.lambda = lambda;
         let in_flight = input.in_flight.clone();
         // Ctrl-C stops barkctl, not CloudFormation: say which operations go on.
         let report = tokio::select! {
@@ -140,6 +156,18 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         progress::finish(reporter.as_ref());
         for line in crate::report::summary::table(&ctx.term, &report.results) {
             ctx.term.info(&line);
+        }
+        let swapped: Vec<String> = report
+            .results
+            .iter()
+            .filter(|r| r.outcome == deploy::Outcome::Hotswapped)
+            .map(|r| format!("`{}`", r.stack_name))
+            .collect();
+        if !swapped.is_empty() {
+            ctx.term.info(&format!(
+                "hotswap: {} changed through the Lambda API only; CloudFormation still holds the old code keys and environment, so the stack is drifted until the next full `barkctl deploy` (without --hotswap)",
+                swapped.join(", ")
+            ));
         }
         let retries = aws::retries();
         if retries > 0 {
@@ -158,7 +186,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         }
         match report.error {
             Some(e) => Err(Error::from(e)),
-            None => Ok(crate::error::exit::OK),
+            None => Ok(report.results),
         }
     })?
 }
@@ -289,6 +317,8 @@ pub(crate) async fn ensure_toolkit(
         // barkctl's own stack: its grants are barkctl's, not the project's.
         approved: Approved::All,
         in_flight: Default::default(),
+        hotswap: false,
+        lambda: None,
     };
     let report = deploy::deploy(cfn.clone(), s3.clone(), input, reporter).await;
     if let Some(e) = report.error {
@@ -383,5 +413,7 @@ fn deploy_input(
         bucket,
         approved,
         in_flight: Default::default(),
+        hotswap: args.hotswap,
+        lambda: None,
     }
 }

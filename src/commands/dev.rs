@@ -352,6 +352,8 @@ fn default_deploy() -> DeployArgs {
         json: false,
         outputs_file: None,
         progress: ProgressMode::Auto,
+        hotswap: false,
+        force: false,
     }
 }
 

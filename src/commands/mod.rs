@@ -13,6 +13,7 @@ pub mod local;
 pub mod outputs;
 pub mod synth;
 pub mod validate;
+pub mod watch;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

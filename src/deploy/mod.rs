@@ -7,6 +7,7 @@
 pub mod assets;
 mod cfn;
 pub mod destroy;
+mod hotswap;
 pub mod outputs;
 mod reporter;
 mod run;
@@ -15,6 +16,10 @@ use std::time::Duration;
 
 pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
 pub use run::{deploy, dry_run, DeployInput, InFlight, StackInput};
+
+/// The end of a hotswapped stack's note, after the functions' names.
+pub const HOTSWAP_NOTE: &str =
+    " through the Lambda API; the stack is drifted until the next full deploy";
 
 /// A failed resource: what the stack events name as the cause.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +85,9 @@ pub enum Error {
     /// Ctrl-C: barkctl stopped; CloudFormation carries on with these operations.
     #[error("{}", interrupted_message(in_progress))]
     Interrupted { in_progress: Vec<(String, String)> },
+    /// `deploy --hotswap` on a stage with termination protection, without `--force`.
+    #[error("stage `{stage}` has termination protection: refusing to hotswap it")]
+    ProtectedHotswap { stage: String },
     /// The stage is protected against deletion.
     #[error("stage `{stage}` has termination protection: refusing to destroy it")]
     Protected { stage: String },
@@ -180,6 +188,7 @@ impl Error {
             Error::NeedsConfirmation
             | Error::Unapproved { .. }
             | Error::Protected { .. }
+            | Error::ProtectedHotswap { .. }
             | Error::OutputsFile { .. }
             | Error::TemplateTooLarge { .. } => exit::INVALID_INPUT,
             Error::Interrupted { .. } => exit::INTERRUPTED,
@@ -203,6 +212,9 @@ impl Error {
                 "rerun with --yes to approve (or run it in a terminal to answer the prompt)".into(),
             ),
             Error::Protected { .. } => Some("pass `--force` to destroy it anyway".into()),
+            Error::ProtectedHotswap { .. } => Some(
+                "deploy without `--hotswap`, or pass `--force` to hotswap it anyway (the stack drifts from its template)".into(),
+            ),
             Error::Interrupted { in_progress } if !in_progress.is_empty() => Some(
                 "run the same deploy again: it waits for these operations, then continues".into(),
             ),

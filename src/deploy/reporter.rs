@@ -9,6 +9,8 @@ use std::time::Duration;
 pub enum Outcome {
     Created,
     Updated,
+    /// `deploy --hotswap`: functions updated through the Lambda API.
+    Hotswapped,
     Unchanged,
     Failed,
     NotStarted,
@@ -22,6 +24,7 @@ impl Outcome {
         match self {
             Outcome::Created => "created",
             Outcome::Updated => "updated",
+            Outcome::Hotswapped => "hotswapped",
             Outcome::Unchanged => "unchanged",
             Outcome::Failed => "failed",
             Outcome::NotStarted => "not started",

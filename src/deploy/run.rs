@@ -53,6 +53,11 @@ pub struct DeployInput {
     /// Stacks whose operation barkctl started and has not seen end: what
     /// CloudFormation carries on with if barkctl is stopped (Ctrl-C).
     pub in_flight: InFlight,
+    /// `--hotswap`: stacks whose only changes are functions' code or environment
+    /// are updated through the Lambda API instead of a stack operation.
+    pub hotswap: bool,
+    /// The client a hotswap uses (dry runs plan without one).
+    pub lambda: Option<aws_sdk_lambda::Client>,
 }
 
 /// Stack name -> the operation running on it (`UPDATE`, `CREATE`, `DELETE`).
@@ -84,6 +89,7 @@ struct Meta {
     bucket: Option<String>,
     approved: Approved,
     in_flight: InFlight,
+    hotswap: Option<aws_sdk_lambda::Client>,
 }
 
 /// Deploy every wave in order; stacks of a wave run concurrently. After a wave
@@ -107,6 +113,7 @@ pub async fn deploy(
             bucket: input.bucket,
             approved: input.approved,
             in_flight: input.in_flight,
+            hotswap: input.lambda.filter(|_| input.hotswap),
         },
         outputs: Mutex::new(BTreeMap::new()),
         reporter: reporter.clone(),
@@ -349,6 +356,9 @@ async fn deploy_stack(
         deployed = cfn::deployed(client, &stack.stack_name).await?;
         action = plan::decide(&desired, &deployed, meta.local);
     }
+    if meta.hotswap.is_some() {
+        action = plan::with_hotswap(action, &desired, &deployed);
+    }
     if action.mutates() {
         // The broadening gate, against the template deployed now (a recreated
         // stack counts as created): before any mutating call for this stack.
@@ -400,8 +410,34 @@ async fn deploy_stack(
             deployed = Deployed::not_found();
             true
         }
+        Action::Hotswap { functions } => {
+            let lambda = meta.hotswap.as_ref().ok_or_else(|| Error::Aws {
+                stack: Some(stack.stack_name.clone()),
+                operation: "hotswap",
+                message: "no Lambda client".into(),
+            })?;
+            let names = super::hotswap::apply(
+                lambda,
+                client,
+                &stack.stack,
+                &stack.stack_name,
+                functions,
+                reporter,
+            )
+            .await?;
+            finish_outputs(shared, stack, &deployed.outputs);
+            return Ok((
+                Outcome::Hotswapped,
+                Some(format!("{}{}", names.join(", "), super::HOTSWAP_NOTE)),
+            ));
+        }
         Action::Create => true,
-        Action::Update { .. } => false,
+        Action::Update { what } => {
+            if let Some(reason) = what.iter().find(|w| w.starts_with("no hotswap: ")) {
+                note = Some(reason.clone());
+            }
+            false
+        }
         // Still in progress after `wait_quietly` returned: someone started another
         // operation meanwhile.
         Action::Wait { status } => {
@@ -592,8 +628,11 @@ pub async fn dry_run(cfn_client: Client, input: &DeployInput) -> Result<Plan, Er
                 parameters,
                 tags: stack.tags.clone(),
             };
-            let action = plan::decide(&desired, &deployed, input.local);
-            if matches!(action, Action::Skip { .. }) {
+            let mut action = plan::decide(&desired, &deployed, input.local);
+            if input.hotswap {
+                action = plan::with_hotswap(action, &desired, &deployed);
+            }
+            if matches!(action, Action::Skip { .. } | Action::Hotswap { .. }) {
                 known.insert(stack.stack.clone(), deployed.outputs.clone());
             }
             let security_additions =

@@ -114,7 +114,9 @@ pub fn paint_status(term: &Term, status: &str) -> String {
 pub fn paint_outcome(term: &Term, outcome: Outcome) -> String {
     let style = match outcome {
         Outcome::Failed => Style::Red,
-        Outcome::Created | Outcome::Updated | Outcome::Deleted => Style::Green,
+        Outcome::Created | Outcome::Updated | Outcome::Hotswapped | Outcome::Deleted => {
+            Style::Green
+        }
         Outcome::NotStarted => Style::Yellow,
         Outcome::Unchanged | Outcome::Absent => Style::Dim,
     };

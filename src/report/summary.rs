@@ -63,6 +63,18 @@ pub fn plan_lines(plan: &Plan) -> Vec<String> {
             Action::Wait { status } => format!("(wait for {status})"),
             Action::Blocked { status, hint } => format!("({status}: {hint})"),
             Action::Create => String::new(),
+            Action::Hotswap { functions } => format!(
+                "({} through the Lambda API, no stack update)",
+                functions
+                    .iter()
+                    .map(|f| format!(
+                        "{} {}",
+                        f.function_name.as_deref().unwrap_or(&f.logical_id),
+                        f.what()
+                    ))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
         };
         lines.push(
             format!("  {:<w$}  {:<8} {detail}", s.stack_name, s.action.label())

@@ -201,7 +201,7 @@ fn mutating(log: &Path) -> Vec<String> {
 }
 
 /// Lambda reports CodeSha256 as base64 of the zip's sha256.
-fn base64(bytes: &[u8]) -> String {
+pub(super) fn base64(bytes: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
