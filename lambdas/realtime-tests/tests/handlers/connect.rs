@@ -395,3 +395,90 @@ async fn refresh_extends_a_connection_with_a_token_of_the_same_user_and_tenant()
         );
     }
 }
+
+/// `verify_user_active`: `$connect` asks PostgreSQL's `users` table (the migrations'
+/// 0004) and refuses unknown and inactive users, and users of another tenant, with
+/// 403; a database it cannot reach is a 503, never a connection.
+#[tokio::test]
+async fn with_the_user_check_only_active_users_of_the_tokens_tenant_connect() {
+    use jobs_tests::postgres::PgServer;
+    let env = env().await;
+    let pg = PgServer::start();
+    let db = pg.create_database().await;
+    let database = jobs_tests::database_at(&db.url());
+    jobs_migration::run(&database, jobs_migration::MIGRATIONS)
+        .await
+        .expect("migrations apply");
+    let c = db.connect().await;
+    let tenant = |slug: &'static str| {
+        let c = &c;
+        async move {
+            c.query_one(
+                "INSERT INTO tenants (name, slug) VALUES ($1, $1) RETURNING id",
+                &[&slug],
+            )
+            .await
+            .expect("tenant")
+            .get::<_, i64>(0)
+        }
+    };
+    let (t1, t2) = (tenant("kennel-one").await, tenant("kennel-two").await);
+    for (id, t, active) in [("alice", t1, true), ("bob", t1, false), ("carol", t2, true)] {
+        c.execute(
+            "INSERT INTO users (id, tenant_id, role, active) VALUES ($1, $2, 'staff', $3)",
+            &[&id, &t, &active],
+        )
+        .await
+        .expect("user");
+    }
+    let deps = ConnectDeps {
+        users: Some(realtime_connect::UserDirectory { db: database }),
+        ..plain(&env)
+    };
+    let token_of = |user: &str| {
+        let mut c = claims(600);
+        c["sub"] = json!(user);
+        c["tenantId"] = json!(t1.to_string());
+        hs(Algorithm::HS256, &c, SECRET)
+    };
+    let cases = [
+        ("alice", 200, r#"{"message":"connected"}"#),
+        ("bob", 403, r#"{"message":"Forbidden: user is inactive"}"#),
+        ("dave", 403, r#"{"message":"Forbidden: unknown user"}"#),
+        // carol exists and is active, but in the other tenant.
+        ("carol", 403, r#"{"message":"Forbidden: unknown user"}"#),
+    ];
+    for (user, status, body) in cases {
+        let id = format!("conn-{user}");
+        let res = handler(connect_event(&id, Some(&token_of(user))), &deps).await;
+        assert_eq!(
+            (res.status_code, body_text(&res).as_str()),
+            (status, body),
+            "{user}"
+        );
+        let stored = env.store.get(&id).await.expect("get");
+        assert_eq!(stored.is_some(), status == 200, "{user}: stored {stored:?}");
+    }
+
+    // A user deactivated while connected cannot connect again.
+    c.execute("UPDATE users SET active = false WHERE id = 'alice'", &[])
+        .await
+        .expect("deactivate");
+    let res = handler(
+        connect_event("conn-alice-2", Some(&token_of("alice"))),
+        &deps,
+    )
+    .await;
+    assert_eq!(res.status_code, 403);
+
+    // The database gone: 503, nothing stored.
+    drop(c);
+    drop(db);
+    drop(pg);
+    let res = handler(connect_event("conn-down", Some(&token_of("carol"))), &deps).await;
+    assert_eq!(
+        (res.status_code, body_text(&res).as_str()),
+        (503, r#"{"message":"user check unavailable"}"#)
+    );
+    assert!(env.store.get("conn-down").await.expect("get").is_none());
+}
