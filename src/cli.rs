@@ -170,6 +170,9 @@ pub struct DeployArgs {
     /// How progress is shown
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// Seconds to wait for another deploy or destroy of the stage to end (0: fail at once)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -226,6 +229,9 @@ pub struct DestroyArgs {
     /// Delete even when the stage has termination protection
     #[arg(long)]
     pub force: bool,
+    /// Seconds to wait for another deploy or destroy of the stage to end (0: fail at once)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -352,6 +352,7 @@ fn default_deploy() -> DeployArgs {
         json: false,
         outputs_file: None,
         progress: ProgressMode::Auto,
+        lock_timeout: 300,
     }
 }
 

@@ -1,6 +1,7 @@
-//! The asset bucket (a small toolkit stack per app and region) and what goes in
-//! it: Lambda bundles under `<app>/<sha256>.zip`, uploaded only when missing, and
-//! templates too large to send inline.
+//! The toolkit stack (one per app and region: the asset bucket and the stage
+//! lock table) and what goes in the bucket: Lambda bundles under
+//! `<app>/<sha256>.zip`, uploaded only when missing, and templates too large to
+//! send inline.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ pub const INLINE_TEMPLATE_LIMIT: usize = crate::aws::INLINE_TEMPLATE_LIMIT;
 
 /// The toolkit's output that names the bucket.
 pub const BUCKET_OUTPUT: &str = "AssetsBucketName";
+/// The toolkit's output that names the stage lock table (see `deploy::lock`).
+pub const LOCK_TABLE_OUTPUT: &str = "LockTableName";
 
 /// `barkctl-<app>-toolkit`: one per app and region, shared by every stage.
 pub fn toolkit_stack_name(app: &str) -> String {
@@ -25,12 +28,23 @@ pub fn toolkit_stack_name(app: &str) -> String {
 
 /// The toolkit template: an encrypted, versioned, non-public bucket whose old
 /// object versions expire (bundles are content-addressed, so only overwritten
-/// templates ever leave old versions).
+/// templates ever leave old versions), and the stage lock table (one item per
+/// stage while a deploy or destroy runs; named, so a lock is found without
+/// reading outputs).
 pub fn toolkit_template(app: &str) -> Value {
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": format!("barkctl toolkit for {app}: Lambda bundles and large templates"),
+        "Description": format!("barkctl toolkit for {app}: Lambda bundles, large templates and stage locks"),
         "Resources": {
+            "LockTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": super::lock::table_name(app),
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]
+                }
+            },
             "AssetsBucket": {
                 "Type": "AWS::S3::Bucket",
                 // Deployed functions keep pointing at their bundles: never drop them
@@ -62,7 +76,8 @@ pub fn toolkit_template(app: &str) -> Value {
             }
         },
         "Outputs": {
-            BUCKET_OUTPUT: {"Value": {"Ref": "AssetsBucket"}}
+            BUCKET_OUTPUT: {"Value": {"Ref": "AssetsBucket"}},
+            LOCK_TABLE_OUTPUT: {"Value": {"Ref": "LockTable"}}
         }
     })
 }
@@ -226,6 +241,16 @@ mod tests {
             30
         );
         assert!(crate::render::check::check(&t).is_empty());
+    }
+
+    #[test]
+    fn toolkit_has_the_named_stage_lock_table_keyed_by_pk() {
+        let t = toolkit_template("barkbase");
+        let p = &t["Resources"]["LockTable"]["Properties"];
+        assert_eq!(p["TableName"], "barkctl-barkbase-locks");
+        assert_eq!(p["KeySchema"][0]["AttributeName"], "pk");
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(t["Outputs"][LOCK_TABLE_OUTPUT]["Value"]["Ref"], "LockTable");
     }
 
     #[test]

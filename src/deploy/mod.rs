@@ -7,6 +7,7 @@
 pub mod assets;
 mod cfn;
 pub mod destroy;
+pub mod lock;
 pub mod outputs;
 mod reporter;
 mod run;
@@ -80,6 +81,17 @@ pub enum Error {
     /// Ctrl-C: barkctl stopped; CloudFormation carries on with these operations.
     #[error("{}", interrupted_message(in_progress))]
     Interrupted { in_progress: Vec<(String, String)> },
+    /// Another process holds the stage lock and did not let go within
+    /// `--lock-timeout`.
+    #[error("stage `{stage}` is locked by {holder}: gave up after waiting {}s", waited.as_secs())]
+    Locked {
+        stage: String,
+        /// [`lock::Holder::describe`]
+        holder: String,
+        /// When the lock expires unless its holder renews it (RFC 3339).
+        expires: String,
+        waited: Duration,
+    },
     /// The stage is protected against deletion.
     #[error("stage `{stage}` has termination protection: refusing to destroy it")]
     Protected { stage: String },
@@ -203,6 +215,9 @@ impl Error {
                 "rerun with --yes to approve (or run it in a terminal to answer the prompt)".into(),
             ),
             Error::Protected { .. } => Some("pass `--force` to destroy it anyway".into()),
+            Error::Locked { expires, .. } => Some(format!(
+                "wait for that run to end and try again, or wait longer with `--lock-timeout SECONDS`; if that process is gone, its lock expires at {expires}"
+            )),
             Error::Interrupted { in_progress } if !in_progress.is_empty() => Some(
                 "run the same deploy again: it waits for these operations, then continues".into(),
             ),

@@ -193,10 +193,12 @@ fn calls(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Mutating calls on stacks and assets; the stage lock's own writes (every
+/// deploy takes and releases it) are not counted.
 fn mutating(log: &Path) -> Vec<String> {
     calls(log)
         .into_iter()
-        .filter(|c| !barkctl::aws::is_read_only(c))
+        .filter(|c| !barkctl::aws::is_read_only(c) && !barkctl::aws::is_lock_call(c))
         .collect()
 }
 

@@ -13,6 +13,7 @@ mod gates;
 mod gateway;
 mod harness;
 mod local;
+mod lock;
 mod project_errors;
 mod secret_grants;
 mod synth_lint;
