@@ -1,7 +1,7 @@
 //! The toolkit stack (one per app and region: the asset bucket and the stage
 //! lock table) and what goes in the bucket: Lambda bundles under
-//! `<app>/<sha256>.zip`, uploaded only when missing, and templates too large to
-//! send inline.
+//! `<app>/<sha256>.zip`, uploaded only when missing (in parts when large: see
+//! `upload`), and templates too large to send inline.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -130,23 +130,27 @@ pub async fn upload(
         });
         return Ok(false);
     }
-    let body = aws_sdk_s3::primitives::ByteStream::from_path(&asset.path)
-        .await
+    // The file's size now, not the build's note of it: what is sent is what is read.
+    let bytes = std::fs::metadata(&asset.path)
         .map_err(|e| Error::Read {
             path: asset.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(&asset.key)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| Error::Aws {
-            stack: None,
-            operation: "PutObject",
-            message: describe_error(&e),
-        })?;
+            source: e,
+        })?
+        .len();
+    super::upload::put(
+        s3,
+        bucket,
+        &asset.key,
+        super::upload::Body::File(&asset.path),
+        bytes,
+        Some("application/zip"),
+    )
+    .await
+    .map_err(|f| Error::Aws {
+        stack: None,
+        operation: f.operation,
+        message: f.message,
+    })?;
     reporter.event(&Event::Asset {
         key: asset.key.clone(),
         uploaded: true,
@@ -201,18 +205,21 @@ pub async fn template_source(
     let key = format!("{app}/templates/{stack_name}/{hash}.json");
     let present = exists(s3, bucket, &key).await?;
     if !present {
-        s3.put_object()
-            .bucket(bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .map_err(|e| Error::Aws {
-                stack: Some(stack_name.to_string()),
-                operation: "PutObject",
-                message: describe_error(&e),
-            })?;
+        let bytes = body.len() as u64;
+        super::upload::put(
+            s3,
+            bucket,
+            &key,
+            super::upload::Body::Bytes(body.into_bytes()),
+            bytes,
+            Some("application/json"),
+        )
+        .await
+        .map_err(|f| Error::Aws {
+            stack: Some(stack_name.to_string()),
+            operation: f.operation,
+            message: f.message,
+        })?;
     }
     Ok(TemplateSource::Url(template_url(region, bucket, &key)))
 }

@@ -11,9 +11,11 @@ pub mod lock;
 pub mod outputs;
 mod reporter;
 mod run;
+pub mod upload;
 
 use std::time::Duration;
 
+pub use cfn::TemplateSource;
 pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
 pub use run::{deploy, dry_run, DeployInput, InFlight, StackInput};
 

@@ -17,3 +17,4 @@ mod lock;
 mod project_errors;
 mod secret_grants;
 mod synth_lint;
+mod uploads;
