@@ -344,3 +344,84 @@ fn lock_timeout_0_against_a_held_lock_fails_at_once_naming_the_holder() {
     with_endpoint(&["deploy", "--stage", "local", "--lock-timeout", "0"]).assert_ok();
     assert_eq!(held(&rt, &endpoint, "local"), None);
 }
+
+/// The toolkit stack as barkctl made it before the lock table existed.
+async fn create_old_toolkit(endpoint: &str) {
+    let mut template = barkctl::deploy::assets::toolkit_template("hello");
+    template["Resources"]
+        .as_object_mut()
+        .expect("resources")
+        .remove("LockTable");
+    template["Outputs"]
+        .as_object_mut()
+        .expect("outputs")
+        .remove("LockTableName");
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk(endpoint).await);
+    let mut call = cfn
+        .create_stack()
+        .stack_name("barkctl-hello-toolkit")
+        .template_body(template.to_string());
+    for (k, v) in barkctl::deploy::assets::toolkit_tags("hello") {
+        call = call.tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build(),
+        );
+    }
+    call.send().await.expect("CreateStack");
+}
+
+async fn toolkit_resources(endpoint: &str) -> Vec<String> {
+    let cfn = aws_sdk_cloudformation::Client::new(&sdk(endpoint).await);
+    let out = cfn
+        .describe_stack_resources()
+        .stack_name("barkctl-hello-toolkit")
+        .send()
+        .await
+        .expect("DescribeStackResources");
+    let mut ids: Vec<String> = out
+        .stack_resources()
+        .iter()
+        .filter_map(|r| r.logical_resource_id().map(str::to_string))
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_toolkit_stack_from_before_the_lock_gains_its_table_on_the_next_deploy() {
+    let rt = runtime();
+    // A local stage: the emulator's direct path.
+    let emu = Emulator::start();
+    let (_tmp, project) = harness::copy_project(&harness::repo_root().join("examples/hello"));
+    rt.block_on(create_old_toolkit(&emu.url()));
+    assert_eq!(rt.block_on(toolkit_resources(&emu.url())), ["AssetsBucket"]);
+    run(
+        &project,
+        &["deploy", "--stage", "local", "--endpoint-url", &emu.url()],
+    )
+    .assert_ok();
+    assert_eq!(
+        rt.block_on(toolkit_resources(&emu.url())),
+        ["AssetsBucket", "LockTable"]
+    );
+    assert_eq!(held(&rt, &emu.url(), "local"), None);
+
+    // An AWS stage: the toolkit's update goes through a change set.
+    let proxy = Proxy::start();
+    let (_tmp2, project) = hello(&proxy);
+    rt.block_on(create_old_toolkit(&proxy.url()));
+    let updated = run(&project, &["deploy", "--stage", "ci", "--yes"]);
+    updated.assert_ok();
+    assert!(
+        updated.stderr.contains("barkctl-hello-toolkit updated"),
+        "{}",
+        updated.stderr
+    );
+    assert_eq!(
+        rt.block_on(toolkit_resources(&proxy.url())),
+        ["AssetsBucket", "LockTable"]
+    );
+    assert_eq!(held(&rt, &proxy.url(), "ci"), None);
+}
