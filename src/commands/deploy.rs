@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
         let lock = tokio::select! {
             l = lock_stage(ctx, &sdk, &toolkit, &stage.name, "deploy", args.lock_timeout) => l?,
             _ = &mut interrupted => {
-                return Err(deploy::Error::Interrupted { in_progress: Vec::new() }.into());
+                return Err(deploy::Error::Interrupted { in_progress: Vec::new(), command: "deploy" }.into());
             }
         };
         let in_flight: deploy::InFlight = Default::default();
@@ -154,7 +154,11 @@ pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
                     .lock()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
-                return Err(deploy::Error::Interrupted { in_progress }.into());
+                return Err(deploy::Error::Interrupted {
+                    in_progress,
+                    command: "deploy",
+                }
+                .into());
             }
         };
         progress::finish(reporter.as_ref());

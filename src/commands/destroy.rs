@@ -79,7 +79,7 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
         let lock = tokio::select! {
             l = super::deploy::lock_stage(ctx, &sdk, &toolkit, &stage.name, "destroy", args.lock_timeout) => l?,
             _ = &mut interrupted => {
-                return Err(DeployError::Interrupted { in_progress: Vec::new() }.into());
+                return Err(DeployError::Interrupted { in_progress: Vec::new(), command: "destroy" }.into());
             }
         };
         let in_flight: InFlight = Default::default();
@@ -96,7 +96,10 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
                     .lock()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
-                Err(Error::from(DeployError::Interrupted { in_progress }))
+                Err(Error::from(DeployError::Interrupted {
+                    in_progress,
+                    command: "destroy",
+                }))
             }
         }
     })??;

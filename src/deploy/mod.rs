@@ -82,7 +82,11 @@ pub enum Error {
     TemplateTooLarge { stack_name: String, bytes: usize },
     /// Ctrl-C: barkctl stopped; CloudFormation carries on with these operations.
     #[error("{}", interrupted_message(in_progress))]
-    Interrupted { in_progress: Vec<(String, String)> },
+    Interrupted {
+        in_progress: Vec<(String, String)>,
+        /// `deploy` or `destroy`: what to run again.
+        command: &'static str,
+    },
     /// Another process holds the stage lock and did not let go within
     /// `--lock-timeout`.
     #[error("stage `{stage}` is locked by {holder}: gave up after waiting {}s", waited.as_secs())]
@@ -220,9 +224,12 @@ impl Error {
             Error::Locked { expires, .. } => Some(format!(
                 "wait for that run to end and try again, or wait longer with `--lock-timeout SECONDS`; if that process is gone, its lock expires at {expires}"
             )),
-            Error::Interrupted { in_progress } if !in_progress.is_empty() => Some(
-                "run the same deploy again: it waits for these operations, then continues".into(),
-            ),
+            Error::Interrupted {
+                in_progress,
+                command,
+            } if !in_progress.is_empty() => Some(format!(
+                "run the same {command} again: it waits for these operations, then continues"
+            )),
             Error::TemplateTooLarge { .. } => Some(
                 "split the stack, or move large inline content (policies, code) out of the template".into(),
             ),
