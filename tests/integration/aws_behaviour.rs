@@ -549,10 +549,11 @@ fn ctrl_c_mid_wave_names_the_stacks_still_in_progress_and_the_rerun_succeeds() {
     );
 
     // CloudFormation finishes on its own; the rerun waits for it, then continues.
+    // `--lock-timeout 0`: the interrupted run released the stage lock.
     proxy.config(r#"{"faults": {}}"#);
     let rerun = barkctl(
         &project,
-        &["deploy", "--stage", "ci", "--yes"],
+        &["deploy", "--stage", "ci", "--yes", "--lock-timeout", "0"],
         &project.join("calls-rerun.log"),
     );
     rerun.assert_ok();
