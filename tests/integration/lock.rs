@@ -227,6 +227,16 @@ fn a_killed_deploys_lock_expires_and_the_next_deploy_takes_over() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // While it runs, its heartbeat renews the 2 s lease.
+    let first = held(&rt, &proxy.url(), "ci").expect("held").expires_at_ms;
+    let started = Instant::now();
+    while held(&rt, &proxy.url(), "ci").expect("held").expires_at_ms == first {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the lease was never renewed"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     killed.child.kill().expect("SIGKILL");
     let _ = killed.child.wait();
     // Nothing released it: the item is still there, naming the killed process.
@@ -252,6 +262,7 @@ fn a_killed_deploys_lock_expires_and_the_next_deploy_takes_over() {
         next.stderr
     );
     assert!(next.stderr.contains("hello-ci-alerts"), "{}", next.stderr);
+    assert!(!next.stderr.contains("was taken over"), "{}", next.stderr);
     assert_eq!(held(&rt, &proxy.url(), "ci"), None, "the lock was released");
 }
 
