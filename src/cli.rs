@@ -180,6 +180,9 @@ pub struct DeployArgs {
     /// With --hotswap: hotswap a stage that has termination protection
     #[arg(long, requires = "hotswap")]
     pub force: bool,
+    /// Seconds to wait for another deploy or destroy of the stage to end (0: fail at once)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +195,9 @@ pub struct WatchArgs {
     /// Hotswap a stage that has termination protection
     #[arg(long)]
     pub force: bool,
+    /// Seconds each round waits for another deploy or destroy of the stage to end
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -248,6 +254,9 @@ pub struct DestroyArgs {
     /// Delete even when the stage has termination protection
     #[arg(long)]
     pub force: bool,
+    /// Seconds to wait for another deploy or destroy of the stage to end (0: fail at once)
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -490,6 +490,23 @@ pub fn s3(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(b.build())
 }
 
+/// A DynamoDB client for `sdk` (the stage lock), with the call log attached when
+/// enabled.
+pub fn dynamodb(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let mut b = aws_sdk_dynamodb::config::Builder::from(sdk).interceptor(RetryCounter);
+    if let Some(log) = CallLog::from_env() {
+        b = b.interceptor(log);
+    }
+    aws_sdk_dynamodb::Client::from_conf(b.build())
+}
+
+/// Calls on the stage lock's table (`DynamoDB.*`): a deploy that changes nothing
+/// still takes and releases its stage's lock, so tests that count a no-op's
+/// mutating calls leave these out.
+pub fn is_lock_call(operation: &str) -> bool {
+    operation.starts_with("DynamoDB.")
+}
+
 /// An SDK interceptor that appends `Service.Operation` for each operation started
 /// (before any retry) to a file. Lines are written with one `write` call in
 /// append mode, so concurrent stacks do not interleave within a line.

@@ -1,4 +1,5 @@
-//! `barkctl bootstrap`: create the toolkit stack (asset bucket) for the app and region.
+//! `barkctl bootstrap`: create the toolkit stack (asset bucket, stage lock table)
+//! for the app and region.
 
 use super::Ctx;
 use crate::aws;
@@ -11,7 +12,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
     let target = super::deploy::target(&session, &stage)?;
     let reporter = progress::reporter(ctx.term, crate::cli::ProgressMode::Auto);
     let app = session.project.app.clone();
-    let bucket = super::block_on(async {
+    let toolkit = super::block_on(async {
         let sdk = aws::sdk_config(&target).await;
         super::deploy::ensure_toolkit(
             &aws::cloudformation(&sdk),
@@ -22,6 +23,7 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         )
         .await
     })??;
+    let bucket = toolkit.bucket(&app)?;
     ctx.term.info(&format!(
         "toolkit stack `{}` ready in {}",
         crate::deploy::assets::toolkit_stack_name(&app),

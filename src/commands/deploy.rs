@@ -2,8 +2,9 @@
 //!
 //! Order of work (DESIGN.md "Deploy"): select and render (invalid input stops here,
 //! before any AWS call), build the bundles, start the local emulator for local
-//! stages, ask the broadening gate (read-only calls), ensure the asset bucket and
-//! upload missing bundles, then deploy.
+//! stages, ask the broadening gate (read-only calls), ensure the toolkit stack
+//! (asset bucket, lock table), take the stage lock, upload missing bundles, then
+//! deploy, and release the lock (on errors and Ctrl-C too).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -126,31 +127,54 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
             }
         };
 
-        let bucket = if needs_bucket {
-            let bucket = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
-            for b in bundles.values() {
-                assets::upload(&s3, &bucket, b, reporter.as_ref()).await?;
+        // The toolkit stack (asset bucket, lock table), then the stage lock. From
+        // here on Ctrl-C releases the lock before barkctl stops.
+        let toolkit = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        let lock = tokio::select! {
+            l = lock_stage(ctx, &sdk, &toolkit, &stage.name, "deploy", args.lock_timeout) => l?,
+            _ = &mut interrupted => {
+                return Err(deploy::Error::Interrupted { in_progress: Vec::new(), command: "deploy" }.into());
             }
-            Some(bucket)
-        } else {
-            None
         };
-
-        let mut input = deploy_input(
-            &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
-        );
-        input.lambda = lambda;
-        let in_flight = input.in_flight.clone();
+        let in_flight: deploy::InFlight = Default::default();
+        let work = async {
+            let bucket = if needs_bucket {
+                let bucket = toolkit.bucket(&app)?;
+                for b in bundles.values() {
+                    assets::upload(&s3, &bucket, b, reporter.as_ref()).await?;
+                }
+                Some(bucket)
+            } else {
+                None
+            };
+            let mut input = deploy_input(
+                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
+            );
+            input.in_flight = in_flight.clone();
+            input.lambda = lambda;
+            Ok::<_, Error>(deploy::deploy(cfn.clone(), s3.clone(), input, reporter.clone()).await)
+        };
         // Ctrl-C stops barkctl, not CloudFormation: say which operations go on.
-        let report = tokio::select! {
-            r = deploy::deploy(cfn, s3, input, reporter.clone()) => r,
-            _ = tokio::signal::ctrl_c() => {
+        let finished = tokio::select! {
+            r = work => Some(r),
+            _ = &mut interrupted => None,
+        };
+        unlock_stage(ctx, lock, &stage.name).await;
+        let report = match finished {
+            Some(r) => r?,
+            None => {
                 progress::finish(reporter.as_ref());
                 let in_progress = in_flight
                     .lock()
                     .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
                     .unwrap_or_default();
-                return Err(deploy::Error::Interrupted { in_progress }.into());
+                return Err(deploy::Error::Interrupted {
+                    in_progress,
+                    command: "deploy",
+                }
+                .into());
             }
         };
         progress::finish(reporter.as_ref());
@@ -287,15 +311,36 @@ async fn toolkit_bucket(cfn: &aws_sdk_cloudformation::Client, app: &str) -> Resu
         .cloned())
 }
 
-/// Create or update the toolkit stack (no call when it is up to date) and
-/// return its bucket.
+/// What the toolkit stack gives a deploy or destroy.
+pub(crate) struct Toolkit {
+    /// The asset bucket (`None` when the endpoint reports no outputs for the
+    /// stack: moto after a CREATE change set).
+    pub bucket: Option<String>,
+    /// The stage lock table.
+    pub lock_table: String,
+}
+
+impl Toolkit {
+    pub fn bucket(&self, app: &str) -> Result<String> {
+        self.bucket.clone().ok_or_else(|| {
+            Error::Failed(format!(
+                "the toolkit stack `{}` has no `{}` output",
+                assets::toolkit_stack_name(app),
+                assets::BUCKET_OUTPUT
+            ))
+        })
+    }
+}
+
+/// Create or update the toolkit stack (no call when it is up to date): the
+/// asset bucket and the stage lock table.
 pub(crate) async fn ensure_toolkit(
     cfn: &aws_sdk_cloudformation::Client,
     s3: &aws_sdk_s3::Client,
     target: &Target,
     app: &str,
     reporter: Arc<dyn Reporter>,
-) -> Result<String> {
+) -> Result<Toolkit> {
     let name = assets::toolkit_stack_name(app);
     let input = DeployInput {
         stage: "toolkit".into(),
@@ -324,17 +369,56 @@ pub(crate) async fn ensure_toolkit(
     if let Some(e) = report.error {
         return Err(e.into());
     }
-    report
-        .outputs
-        .get("toolkit")
-        .and_then(|o| o.get(assets::BUCKET_OUTPUT))
-        .cloned()
-        .ok_or_else(|| {
-            Error::Failed(format!(
-                "the toolkit stack `{name}` has no `{}` output",
-                assets::BUCKET_OUTPUT
-            ))
-        })
+    Ok(Toolkit {
+        bucket: report
+            .outputs
+            .get("toolkit")
+            .and_then(|o| o.get(assets::BUCKET_OUTPUT))
+            .cloned(),
+        lock_table: deploy::lock::table_name(app),
+    })
+}
+
+/// Take the lock of `stage` for `command` (deploy, destroy), waiting up to
+/// `timeout` seconds: one line on stderr per holder waited for.
+pub(crate) async fn lock_stage(
+    ctx: &Ctx,
+    sdk: &aws_config::SdkConfig,
+    toolkit: &Toolkit,
+    stage: &str,
+    command: &str,
+    timeout: u64,
+) -> Result<deploy::lock::StageLock> {
+    let me = deploy::lock::Holder::this_process(command);
+    let term = ctx.term;
+    let on_wait = move |held: &deploy::lock::Held| {
+        term.info(&format!(
+            "waiting for the lock of stage `{stage}`: held by {} for {}s (up to {timeout}s; expires at {} unless renewed)",
+            held.holder.describe(),
+            held.holder.held_for().as_secs(),
+            held.expires()
+        ));
+    };
+    Ok(deploy::lock::acquire(
+        &aws::dynamodb(sdk),
+        &toolkit.lock_table,
+        stage,
+        &me,
+        deploy::lock::lease(),
+        std::time::Duration::from_secs(timeout),
+        &on_wait,
+    )
+    .await?)
+}
+
+/// Release `lock`; say so when it was lost while held.
+pub(crate) async fn unlock_stage(ctx: &Ctx, lock: deploy::lock::StageLock, stage: &str) {
+    if !lock.release().await {
+        ctx.term.info(&format!(
+            "warning: the lock of stage `{stage}` was taken over while this run held it (it was not renewed within {}s); another run may have overlapped with this one",
+            deploy::lock::lease().as_secs()
+        ));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1,4 +1,5 @@
-//! `barkctl destroy`: delete stacks in reverse dependency order.
+//! `barkctl destroy`: delete stacks in reverse dependency order, holding the
+//! stage lock (see `deploy::lock`).
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -6,7 +7,7 @@ use super::Ctx;
 use crate::aws;
 use crate::cli::{DestroyArgs, ProgressMode};
 use crate::deploy::destroy::{destroy, Target};
-use crate::deploy::Error as DeployError;
+use crate::deploy::{Error as DeployError, InFlight};
 use crate::report::{progress, summary};
 use crate::{Error, Result};
 
@@ -65,16 +66,43 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
 
     let target = super::deploy::target(&session, &stage)?;
     let reporter = progress::reporter(ctx.term, ProgressMode::Auto);
+    let app = session.project.app.clone();
     let (results, error) = super::block_on(async {
         let sdk = aws::sdk_config(&target).await;
-        destroy(
-            &aws::cloudformation(&sdk),
-            &targets,
-            args.force,
-            reporter.as_ref(),
-        )
-        .await
-    })?;
+        let cfn = aws::cloudformation(&sdk);
+        // The stage lock lives in the toolkit stack, as for deploy.
+        let toolkit =
+            super::deploy::ensure_toolkit(&cfn, &aws::s3(&sdk), &target, &app, reporter.clone())
+                .await?;
+        let interrupted = tokio::signal::ctrl_c();
+        tokio::pin!(interrupted);
+        let lock = tokio::select! {
+            l = super::deploy::lock_stage(ctx, &sdk, &toolkit, &stage.name, "destroy", args.lock_timeout) => l?,
+            _ = &mut interrupted => {
+                return Err(DeployError::Interrupted { in_progress: Vec::new(), command: "destroy" }.into());
+            }
+        };
+        let in_flight: InFlight = Default::default();
+        let finished = tokio::select! {
+            r = destroy(&cfn, &targets, args.force, reporter.as_ref(), &in_flight) => Some(r),
+            _ = &mut interrupted => None,
+        };
+        super::deploy::unlock_stage(ctx, lock, &stage.name).await;
+        match finished {
+            Some(r) => Ok(r),
+            None => {
+                progress::finish(reporter.as_ref());
+                let in_progress = in_flight
+                    .lock()
+                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                Err(Error::from(DeployError::Interrupted {
+                    in_progress,
+                    command: "destroy",
+                }))
+            }
+        }
+    })??;
     for line in summary::table(&ctx.term, &results) {
         ctx.term.info(&line);
     }

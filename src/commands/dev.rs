@@ -354,6 +354,7 @@ fn default_deploy() -> DeployArgs {
         progress: ProgressMode::Auto,
         hotswap: false,
         force: false,
+        lock_timeout: 300,
     }
 }
 

@@ -49,6 +49,7 @@ pub fn run(ctx: &Ctx, args: &WatchArgs) -> Result<i32> {
         progress: ProgressMode::Quiet,
         hotswap: true,
         force: args.force,
+        lock_timeout: args.lock_timeout,
     };
     ctx.term.info(&format!(
         "watch: stage `{}`: {} (Ctrl-C stops)",

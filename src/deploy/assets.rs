@@ -1,6 +1,7 @@
-//! The asset bucket (a small toolkit stack per app and region) and what goes in
-//! it: Lambda bundles under `<app>/<sha256>.zip`, uploaded only when missing, and
-//! templates too large to send inline.
+//! The toolkit stack (one per app and region: the asset bucket and the stage
+//! lock table) and what goes in the bucket: Lambda bundles under
+//! `<app>/<sha256>.zip`, uploaded only when missing (in parts when large: see
+//! `upload`), and templates too large to send inline.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ pub const INLINE_TEMPLATE_LIMIT: usize = crate::aws::INLINE_TEMPLATE_LIMIT;
 
 /// The toolkit's output that names the bucket.
 pub const BUCKET_OUTPUT: &str = "AssetsBucketName";
+/// The toolkit's output that names the stage lock table (see `deploy::lock`).
+pub const LOCK_TABLE_OUTPUT: &str = "LockTableName";
 
 /// `barkctl-<app>-toolkit`: one per app and region, shared by every stage.
 pub fn toolkit_stack_name(app: &str) -> String {
@@ -25,12 +28,23 @@ pub fn toolkit_stack_name(app: &str) -> String {
 
 /// The toolkit template: an encrypted, versioned, non-public bucket whose old
 /// object versions expire (bundles are content-addressed, so only overwritten
-/// templates ever leave old versions).
+/// templates ever leave old versions), and the stage lock table (one item per
+/// stage while a deploy or destroy runs; named, so a lock is found without
+/// reading outputs).
 pub fn toolkit_template(app: &str) -> Value {
     json!({
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": format!("barkctl toolkit for {app}: Lambda bundles and large templates"),
+        "Description": format!("barkctl toolkit for {app}: Lambda bundles, large templates and stage locks"),
         "Resources": {
+            "LockTable": {
+                "Type": "AWS::DynamoDB::Table",
+                "Properties": {
+                    "TableName": super::lock::table_name(app),
+                    "BillingMode": "PAY_PER_REQUEST",
+                    "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+                    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}]
+                }
+            },
             "AssetsBucket": {
                 "Type": "AWS::S3::Bucket",
                 // Deployed functions keep pointing at their bundles: never drop them
@@ -62,7 +76,8 @@ pub fn toolkit_template(app: &str) -> Value {
             }
         },
         "Outputs": {
-            BUCKET_OUTPUT: {"Value": {"Ref": "AssetsBucket"}}
+            BUCKET_OUTPUT: {"Value": {"Ref": "AssetsBucket"}},
+            LOCK_TABLE_OUTPUT: {"Value": {"Ref": "LockTable"}}
         }
     })
 }
@@ -115,23 +130,27 @@ pub async fn upload(
         });
         return Ok(false);
     }
-    let body = aws_sdk_s3::primitives::ByteStream::from_path(&asset.path)
-        .await
+    // The file's size now, not the build's note of it: what is sent is what is read.
+    let bytes = std::fs::metadata(&asset.path)
         .map_err(|e| Error::Read {
             path: asset.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    s3.put_object()
-        .bucket(bucket)
-        .key(&asset.key)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| Error::Aws {
-            stack: None,
-            operation: "PutObject",
-            message: describe_error(&e),
-        })?;
+            source: e,
+        })?
+        .len();
+    super::upload::put(
+        s3,
+        bucket,
+        &asset.key,
+        super::upload::Body::File(&asset.path),
+        bytes,
+        Some("application/zip"),
+    )
+    .await
+    .map_err(|f| Error::Aws {
+        stack: None,
+        operation: f.operation,
+        message: f.message,
+    })?;
     reporter.event(&Event::Asset {
         key: asset.key.clone(),
         uploaded: true,
@@ -186,18 +205,21 @@ pub async fn template_source(
     let key = format!("{app}/templates/{stack_name}/{hash}.json");
     let present = exists(s3, bucket, &key).await?;
     if !present {
-        s3.put_object()
-            .bucket(bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(aws_sdk_s3::primitives::ByteStream::from(body.into_bytes()))
-            .send()
-            .await
-            .map_err(|e| Error::Aws {
-                stack: Some(stack_name.to_string()),
-                operation: "PutObject",
-                message: describe_error(&e),
-            })?;
+        let bytes = body.len() as u64;
+        super::upload::put(
+            s3,
+            bucket,
+            &key,
+            super::upload::Body::Bytes(body.into_bytes()),
+            bytes,
+            Some("application/json"),
+        )
+        .await
+        .map_err(|f| Error::Aws {
+            stack: Some(stack_name.to_string()),
+            operation: f.operation,
+            message: f.message,
+        })?;
     }
     Ok(TemplateSource::Url(template_url(region, bucket, &key)))
 }
@@ -226,6 +248,16 @@ mod tests {
             30
         );
         assert!(crate::render::check::check(&t).is_empty());
+    }
+
+    #[test]
+    fn toolkit_has_the_named_stage_lock_table_keyed_by_pk() {
+        let t = toolkit_template("barkbase");
+        let p = &t["Resources"]["LockTable"]["Properties"];
+        assert_eq!(p["TableName"], "barkctl-barkbase-locks");
+        assert_eq!(p["KeySchema"][0]["AttributeName"], "pk");
+        assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+        assert_eq!(t["Outputs"][LOCK_TABLE_OUTPUT]["Value"]["Ref"], "LockTable");
     }
 
     #[test]

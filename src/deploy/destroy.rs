@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_cloudformation::Client;
 
 use super::cfn;
-use super::{Error, Event, Outcome, Reporter, StackResult};
+use super::{Error, Event, InFlight, Outcome, Reporter, StackResult};
 use crate::plan;
 
 /// One stack to delete.
@@ -17,12 +17,14 @@ pub struct Target {
 
 /// Delete `order` one stack at a time (already reversed: dependents first), so a
 /// stack is never deleted while one that needs it still exists. Stops at the
-/// first failure; the rest are reported as not started.
+/// first failure; the rest are reported as not started. The stack being deleted
+/// is in `in_flight` while its deletion runs (what Ctrl-C leaves running).
 pub async fn destroy(
     client: &Client,
     order: &[Target],
     force: bool,
     reporter: &dyn Reporter,
+    in_flight: &InFlight,
 ) -> (Vec<StackResult>, Option<Error>) {
     let mut results = Vec::new();
     let mut error = None;
@@ -40,7 +42,7 @@ pub async fn destroy(
             continue;
         }
         let started = Instant::now();
-        let (outcome, note) = match destroy_one(client, t, force, reporter).await {
+        let (outcome, note) = match destroy_one(client, t, force, reporter, in_flight).await {
             Ok(v) => v,
             Err(e) => {
                 let note = Some(e.to_string());
@@ -66,6 +68,7 @@ async fn destroy_one(
     t: &Target,
     force: bool,
     reporter: &dyn Reporter,
+    in_flight: &InFlight,
 ) -> Result<(Outcome, Option<String>), Error> {
     let Some(stack) = cfn::describe(client, &t.stack_name).await? else {
         return Ok((Outcome::Absent, None));
@@ -93,7 +96,19 @@ async fn destroy_one(
         }
         cfn::set_termination_protection(client, &t.stack_name, false).await?;
     }
-    cfn::delete_and_wait(client, &t.stack, &t.stack_name, reporter).await?;
+    let mark = |on: bool| {
+        if let Ok(mut m) = in_flight.lock() {
+            if on {
+                m.insert(t.stack_name.clone(), "DELETE".into());
+            } else {
+                m.remove(&t.stack_name);
+            }
+        }
+    };
+    mark(true);
+    let deleted = cfn::delete_and_wait(client, &t.stack, &t.stack_name, reporter).await;
+    mark(false);
+    deleted?;
     let note = (!kept.is_empty()).then(|| {
         format!(
             "kept: {}",

@@ -8,12 +8,15 @@ pub mod assets;
 mod cfn;
 pub mod destroy;
 mod hotswap;
+pub mod lock;
 pub mod outputs;
 mod reporter;
 mod run;
+pub mod upload;
 
 use std::time::Duration;
 
+pub use cfn::TemplateSource;
 pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
 pub use run::{deploy, dry_run, DeployInput, InFlight, StackInput};
 
@@ -84,7 +87,22 @@ pub enum Error {
     TemplateTooLarge { stack_name: String, bytes: usize },
     /// Ctrl-C: barkctl stopped; CloudFormation carries on with these operations.
     #[error("{}", interrupted_message(in_progress))]
-    Interrupted { in_progress: Vec<(String, String)> },
+    Interrupted {
+        in_progress: Vec<(String, String)>,
+        /// `deploy` or `destroy`: what to run again.
+        command: &'static str,
+    },
+    /// Another process holds the stage lock and did not let go within
+    /// `--lock-timeout`.
+    #[error("stage `{stage}` is locked by {holder}: gave up after waiting {}s", waited.as_secs())]
+    Locked {
+        stage: String,
+        /// [`lock::Holder::describe`]
+        holder: String,
+        /// When the lock expires unless its holder renews it (RFC 3339).
+        expires: String,
+        waited: Duration,
+    },
     /// `deploy --hotswap` on a stage with termination protection, without `--force`.
     #[error("stage `{stage}` has termination protection: refusing to hotswap it")]
     ProtectedHotswap { stage: String },
@@ -215,9 +233,15 @@ impl Error {
             Error::ProtectedHotswap { .. } => Some(
                 "deploy without `--hotswap`, or pass `--force` to hotswap it anyway (the stack drifts from its template)".into(),
             ),
-            Error::Interrupted { in_progress } if !in_progress.is_empty() => Some(
-                "run the same deploy again: it waits for these operations, then continues".into(),
-            ),
+            Error::Locked { expires, .. } => Some(format!(
+                "wait for that run to end and try again, or wait longer with `--lock-timeout SECONDS`; if that process is gone, its lock expires at {expires}"
+            )),
+            Error::Interrupted {
+                in_progress,
+                command,
+            } if !in_progress.is_empty() => Some(format!(
+                "run the same {command} again: it waits for these operations, then continues"
+            )),
             Error::TemplateTooLarge { .. } => Some(
                 "split the stack, or move large inline content (policies, code) out of the template".into(),
             ),

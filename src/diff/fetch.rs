@@ -3,6 +3,10 @@
 //! own replacement verdicts. Read-only by construction: the one mutating call,
 //! CreateChangeSet, is always followed by DeleteChangeSet, and is never made for a
 //! stack that does not exist (a CREATE change set would leave a stack record).
+//! A template over 51,200 bytes goes to the change set by URL, uploaded to the
+//! toolkit's asset bucket first exactly as deploy uploads it
+//! (`deploy::assets::template_source`: content-addressed, so the deploy that
+//! follows finds it there).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +34,14 @@ use crate::render::{ParamSource, Rendered};
 
 /// CloudFormation's limit for an inline TemplateBody.
 const MAX_TEMPLATE_BODY: usize = aws::INLINE_TEMPLATE_LIMIT;
+
+/// Where a template too large to send inline goes: the toolkit's asset bucket.
+struct Upload<'a> {
+    s3: aws_sdk_s3::Client,
+    bucket: Option<&'a str>,
+    region: &'a str,
+    app: &'a str,
+}
 /// A change set that has not settled by then is reported as an error.
 const CHANGE_SET_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -60,12 +72,14 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
             }
         }
     }
-    // Deploy passes the toolkit stack's bucket as `AssetsBucket`.
+    // Deploy passes the toolkit stack's bucket as `AssetsBucket`, and puts
+    // templates too large to send inline there.
     let toolkit = crate::deploy::assets::toolkit_stack_name(&req.project.app);
     if req.rendered.iter().any(|r| {
         r.parameters
             .values()
             .any(|p| *p == ParamSource::AssetsBucket)
+            || serde_json::to_string(&r.template).map_or(0, |s| s.len()) > MAX_TEMPLATE_BODY
     }) {
         names.push(toolkit.clone());
     }
@@ -76,6 +90,14 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
     let deployed: BTreeMap<String, Option<DeployedStack>> =
         names.into_iter().zip(fetched).collect();
     let lookup = |name: &str| deployed.get(name).and_then(Option::as_ref);
+    let upload = Upload {
+        s3: aws::s3(&sdk),
+        bucket: lookup(&toolkit)
+            .and_then(|t| t.outputs.get(crate::deploy::assets::BUCKET_OUTPUT))
+            .map(String::as_str),
+        region: &req.target.region,
+        app: &req.project.app,
+    };
 
     let mut out = Vec::new();
     for r in req.rendered {
@@ -122,7 +144,7 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
         }
         if let (Some(d), true) = (own, diff.status == StackStatus::Changed) {
             if req.method != DiffMethod::Template {
-                review(&client, &mut diff, r, &values, d, req.method).await?;
+                review(&client, &upload, &mut diff, r, &values, d, req.method).await?;
             }
         }
         out.push(diff);
@@ -276,6 +298,7 @@ enum Review {
 /// to the template method with a note; only a change set left behind is an error.
 async fn review(
     client: &Client,
+    upload: &Upload<'_>,
     diff: &mut StackDiff,
     rendered: &Rendered,
     values: &BTreeMap<String, NewValue>,
@@ -284,6 +307,7 @@ async fn review(
 ) -> Result<(), Error> {
     let outcome = change_set(
         client,
+        upload,
         &rendered.stack_name,
         &rendered.template,
         values,
@@ -318,15 +342,16 @@ async fn review(
 
 async fn change_set(
     client: &Client,
+    upload: &Upload<'_>,
     stack: &str,
     template: &Value,
     values: &BTreeMap<String, NewValue>,
     deployed: &DeployedStack,
 ) -> Result<Review, Error> {
     let body = serde_json::to_string(template).unwrap_or_default();
-    if body.len() > MAX_TEMPLATE_BODY {
+    if body.len() > MAX_TEMPLATE_BODY && upload.bucket.is_none() {
         return Ok(Review::Unavailable(format!(
-            "the template is {} bytes, over the {MAX_TEMPLATE_BODY} a change set takes inline",
+            "the template is {} bytes, over the {MAX_TEMPLATE_BODY} a change set takes inline, and no toolkit bucket is deployed to upload it to (`barkctl bootstrap`)",
             body.len()
         )));
     }
@@ -345,6 +370,21 @@ async fn change_set(
             }
         });
     }
+    // Uploaded only once the change set can be made (parameters known).
+    let source = crate::deploy::assets::template_source(
+        &upload.s3,
+        upload.bucket,
+        upload.region,
+        upload.app,
+        stack,
+        body,
+    )
+    .await
+    .map_err(|e| Error::Aws {
+        stack: stack.to_string(),
+        operation: "upload the template of",
+        message: e.to_string(),
+    })?;
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -356,11 +396,14 @@ async fn change_set(
         .change_set_name(&name)
         .change_set_type(ChangeSetType::Update)
         .description("barkctl diff: read, then deleted")
-        .template_body(body)
         .set_parameters(Some(parameters))
-        .set_capabilities(Some(aws::CAPABILITIES.to_vec()))
-        .send()
-        .await;
+        .set_capabilities(Some(aws::CAPABILITIES.to_vec()));
+    let created = match source {
+        crate::deploy::TemplateSource::Body(b) => created.template_body(b),
+        crate::deploy::TemplateSource::Url(u) => created.template_url(u),
+    }
+    .send()
+    .await;
     if let Err(e) = created {
         // AWS makes a FAILED change set for a no-op; moto refuses at once.
         if e.message()

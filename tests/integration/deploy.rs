@@ -30,6 +30,11 @@ pub(super) struct Emulator {
 
 impl Emulator {
     pub(super) fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// With moto settings in its environment (`S3_UPLOAD_PART_MIN_SIZE`, ...).
+    pub(super) fn start_with_env(env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -40,6 +45,7 @@ impl Emulator {
         let child = Command::new(&python)
             .arg(repo_root().join("src/local/moto_ext.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -193,10 +199,12 @@ fn calls(log: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Mutating calls on stacks and assets; the stage lock's own writes (every
+/// deploy takes and releases it) are not counted.
 fn mutating(log: &Path) -> Vec<String> {
     calls(log)
         .into_iter()
-        .filter(|c| !barkctl::aws::is_read_only(c))
+        .filter(|c| !barkctl::aws::is_read_only(c) && !barkctl::aws::is_lock_call(c))
         .collect()
 }
 
