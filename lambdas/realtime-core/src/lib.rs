@@ -8,7 +8,6 @@ pub mod broadcaster;
 pub mod client_broadcast;
 pub mod config;
 pub mod deps;
-pub mod dynamo_json;
 pub mod envelope;
 pub mod history;
 pub mod jwt;

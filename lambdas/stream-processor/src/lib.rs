@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{TimeZone, Utc};
-use realtime_core::dynamo_json::item_to_json;
 use realtime_core::envelope::{Envelope, MetricsUpdate, Payload, MAX_FRAME_BYTES};
 use realtime_core::{Broadcaster, ConnectionSender};
 use serde_json::Value;
@@ -78,11 +77,10 @@ fn convert(index: usize, record: &EventRecord) -> Result<Update, String> {
     } else {
         &record.change.new_image
     };
-    let dynamo = serde_json::to_value(image).map_err(|e| e.to_string())?;
-    let data = match dynamo.as_object() {
-        Some(obj) => item_to_json(obj).map_err(|e| e.to_string())?,
-        None => return Err("image is not a map".into()),
-    };
+    // serde_dynamo turns the image (attribute values) into the plain item.
+    let data: Value = serde_json::Value::Object(
+        serde_dynamo::from_item(image.clone()).map_err(|e| format!("image: {e}"))?,
+    );
     let tenant = data
         .get("tenantId")
         .and_then(Value::as_str)
@@ -202,4 +200,43 @@ fn chunks<'a>(updates: &[&'a Update], failed: &mut BTreeSet<usize>) -> Vec<Vec<&
         out.push(current);
     }
     out
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(image: Value) -> EventRecord {
+        serde_json::from_value(json!({
+            "eventID": "1", "eventName": "INSERT", "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+            "dynamodb": {"ApproximateCreationDateTime": 1763726400, "Keys": {},
+                "NewImage": image, "SequenceNumber": "1", "SizeBytes": 1,
+                "StreamViewType": "NEW_IMAGE"},
+            "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/x"
+        }))
+        .expect("record")
+    }
+
+    #[test]
+    fn every_attribute_type_becomes_plain_json() {
+        let r = record(json!({
+            "id": {"S": "stream-001"}, "value": {"N": "1234"}, "ratio": {"N": "0.5"},
+            "neg": {"N": "-3"}, "ok": {"BOOL": true}, "none": {"NULL": true},
+            "tags": {"SS": ["a", "b"]}, "sizes": {"NS": ["1", "2.5"]},
+            "list": {"L": [{"S": "x"}, {"N": "-3"}]}, "map": {"M": {"inner": {"S": "y"}}},
+            "tenantId": {"S": "t1"}
+        }));
+        let u = convert(0, &r).expect("converts");
+        assert_eq!(u.tenant.as_deref(), Some("t1"));
+        assert_eq!(
+            u.update.data,
+            json!({
+                "id": "stream-001", "value": 1234, "ratio": 0.5, "neg": -3, "ok": true,
+                "none": null, "tags": ["a", "b"], "sizes": [1, 2.5], "list": ["x", -3],
+                "map": {"inner": "y"}, "tenantId": "t1"
+            })
+        );
+    }
 }
