@@ -113,6 +113,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
             term.info(&crate::report::dev::trigger_line(&e, &p));
         });
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (streams_started, streams_ready) = tokio::sync::oneshot::channel();
         let mut tasks = vec![
             tokio::spawn(triggers::run_schedules(
                 deployed.rules.clone(),
@@ -128,6 +129,7 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
                 invoker.clone(),
                 sink.clone(),
                 stopped.clone(),
+                streams_started,
             )),
         ];
         let mut servers = Vec::new();
@@ -183,6 +185,16 @@ pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {
             runtime.local_addr()
         ));
         announce(&term, &deployed);
+        // Streams read from LATEST start where their iterator opens: "ready" only
+        // once every mapping has opened its shards, so no write after it is missed.
+        if tokio::time::timeout(std::time::Duration::from_secs(30), streams_ready)
+            .await
+            .is_err()
+        {
+            term.info(
+                "stream: shards not open after 30 s; writes before they open are not delivered",
+            );
+        }
         term.info("ready: Ctrl-C stops");
         for name in &args.fire {
             if let Some(rule) = deployed.rules.iter().find(|r| &r.name == name) {

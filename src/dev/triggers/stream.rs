@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::events::{EventSink, TriggerEvent};
 use super::stream_batch::Batcher;
@@ -81,6 +81,8 @@ struct Poller {
     view_type: Option<String>,
     discovered: bool,
     last_error: Option<String>,
+    /// Told after the first pass; see [`run_mapping_with`].
+    started: Option<oneshot::Sender<()>>,
 }
 
 fn sdk_message<E, R>(e: &aws_sdk_dynamodbstreams::error::SdkError<E, R>) -> String
@@ -313,6 +315,10 @@ impl Poller {
             if !failed {
                 self.last_error = None;
             }
+            // The first pass is over (iterators open, or the failure reported).
+            if let Some(started) = self.started.take() {
+                let _ = started.send(());
+            }
             if any_closed {
                 // Look for the children now. Finished shards stay listed, so
                 // rediscovery does not read them again.
@@ -347,6 +353,7 @@ pub async fn run_mapping(
     invoker: Arc<dyn Invoke>,
     on_event: EventSink,
     shutdown: watch::Receiver<bool>,
+    started: Option<oneshot::Sender<()>>,
 ) {
     run_mapping_with(
         mapping,
@@ -356,11 +363,15 @@ pub async fn run_mapping(
         on_event,
         PollerOptions::default(),
         shutdown,
+        started,
     )
     .await;
 }
 
-/// [`run_mapping`] with explicit timing.
+/// [`run_mapping`] with explicit timing. `started` is told once the first pass has
+/// opened the shards' iterators: from then on no write is missed (`LATEST` starts
+/// at the iterator, not at the mapping's creation).
+#[allow(clippy::too_many_arguments)]
 pub async fn run_mapping_with(
     mapping: StreamMapping,
     client: Client,
@@ -369,6 +380,7 @@ pub async fn run_mapping_with(
     on_event: EventSink,
     options: PollerOptions,
     shutdown: watch::Receiver<bool>,
+    started: Option<oneshot::Sender<()>>,
 ) {
     if !mapping.enabled {
         return;
@@ -386,6 +398,7 @@ pub async fn run_mapping_with(
         view_type: None,
         discovered: false,
         last_error: None,
+        started,
     }
     .run(shutdown)
     .await;
@@ -430,18 +443,33 @@ pub async fn run_mappings(
     invoker: Arc<dyn Invoke>,
     on_event: EventSink,
     shutdown: watch::Receiver<bool>,
+    started: oneshot::Sender<()>,
 ) {
-    let runs = mappings.into_iter().filter(|m| m.enabled).map(|m| {
-        run_mapping(
-            m,
-            client.clone(),
-            region.clone(),
-            invoker.clone(),
-            on_event.clone(),
-            shutdown.clone(),
-        )
-    });
-    futures::future::join_all(runs).await;
+    let mut waits = Vec::new();
+    let runs: Vec<_> = mappings
+        .into_iter()
+        .filter(|m| m.enabled)
+        .map(|m| {
+            let (tx, rx) = oneshot::channel();
+            waits.push(rx);
+            run_mapping(
+                m,
+                client.clone(),
+                region.clone(),
+                invoker.clone(),
+                on_event.clone(),
+                shutdown.clone(),
+                Some(tx),
+            )
+        })
+        .collect();
+    let all_started = async move {
+        for rx in waits {
+            let _ = rx.await;
+        }
+        let _ = started.send(());
+    };
+    futures::future::join(futures::future::join_all(runs), all_started).await;
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ async fn polls_a_moto_stream_into_lambda_events() {
         sink,
         options,
         rx,
+        None,
     ));
 
     let seen = wait_for_records(&inv, 3).await;
@@ -330,6 +331,7 @@ async fn latest_starts_at_the_end_and_batches_by_size_then_window() {
         sink,
         options,
         rx,
+        None,
     ));
     // Let the poller open the shard at LATEST.
     tokio::time::sleep(Duration::from_millis(700)).await;
