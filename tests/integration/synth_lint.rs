@@ -599,7 +599,6 @@ fn realtime_functions_get_only_the_settings_and_grants_their_code_uses() {
             "MAX_CONNECTIONS_PER_USER",
             "VERIFY_USER_ACTIVE",
             "RESUME_FUNCTION",
-            "HISTORY_TABLE",
         ]));
         if prod {
             connect_env.extend(lines(&db_env));
@@ -629,7 +628,7 @@ fn realtime_functions_get_only_the_settings_and_grants_their_code_uses() {
         let connect = &t["Resources"]["ConnectFunction"]["Properties"]["Environment"]["Variables"];
         assert_eq!(connect["JWT_SECRET_ARN"]["Ref"], "JwtSecret");
         assert_eq!(connect["RESUME_FUNCTION"]["Ref"], "MessageFunction");
-        assert_eq!(connect["HISTORY_TABLE"]["Ref"], "HistoryTable");
+        assert!(connect.get("HISTORY_TABLE").is_none(), "connect never reads the history");
         assert_eq!(connect["JWT_ISSUER"], "barkbase-auth");
         assert_eq!(connect["JWT_AUDIENCE"], "barkbase-realtime");
         assert_eq!(connect["MAX_CONNECTIONS_PER_USER"], "5");
