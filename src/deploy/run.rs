@@ -463,11 +463,15 @@ async fn deploy_stack(
         body,
     )
     .await?;
+    let change_set_name = cfn::change_set_name();
     let req = ChangeSetRequest {
         stack_name: &stack.stack_name,
+        change_set_name: &change_set_name,
+        description: None,
         create,
         template: &template,
         parameters: &parameters,
+        previous: &[],
         tags: &stack.tags,
     };
     let token = cfn::request_token();
