@@ -6,7 +6,7 @@
 //! the same before and after it runs, change-set method included.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use aws_sdk_cloudformation::config::Credentials;
 use serde_json::Value;
@@ -41,8 +41,13 @@ impl Local {
     }
 
     fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Run {
         let out = harness::barkctl(&self.dir)
             .args(args)
+            .envs(env.iter().copied())
             .arg("--endpoint-url")
             .arg(self.endpoint())
             .env("BARKCTL_LOCAL_PORT", self.port.to_string())
@@ -332,8 +337,42 @@ fn run_scenario(project: (tempfile::TempDir, PathBuf), sc: Scenario) {
 
     // Deploying the change updates that stack alone (its outputs stay the same,
     // so the stacks taking them find nothing to do), and diff agrees afterwards.
-    let r = local.run(&["deploy", "--stage", "local"]);
+    let plan_log = local.dir.join("plans.log");
+    let r = local.run_with(
+        &["deploy", "--stage", "local"],
+        &[("BARKCTL_PLAN_LOG", &plan_log)],
+    );
     r.assert_ok();
+    // The plan deploy executed is the one the dry run printed: the same value
+    // for each stack whose inputs were all known; a stack that waited for
+    // upstream outputs has them filled in when its wave starts (unchanged: skip).
+    let executed: Vec<Value> = std::fs::read_to_string(&plan_log)
+        .expect("BARKCTL_PLAN_LOG written")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON plan a line"))
+        // barkctl's toolkit stack is deployed through the same run first.
+        .filter(|e| e["stack"] != "toolkit")
+        .collect();
+    assert_eq!(executed.len(), planned.len(), "{executed:#?}");
+    for dry in planned {
+        let done = executed
+            .iter()
+            .find(|e| e["stack_name"] == dry["stack_name"])
+            .unwrap_or_else(|| panic!("{} executed: {executed:#?}", dry["stack_name"]));
+        let pending = dry["what"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains("pending")))
+        });
+        if pending {
+            let mut filled = dry.clone();
+            filled["action"] = serde_json::json!("skip");
+            filled["reason"] = serde_json::json!("unchanged");
+            filled.as_object_mut().map(|o| o.remove("what"));
+            assert_eq!(done, &filled, "completed at its wave");
+        } else {
+            assert_eq!(done, dry, "executed as planned");
+        }
+    }
     for stack in sc.stacks {
         let want = if *stack == sc.changed {
             "updated"
