@@ -342,11 +342,7 @@ pub async fn create_change_set(
                     return Ok(ChangeSetResult::NoChanges);
                 }
                 if req.create {
-                    let _ = client
-                        .delete_stack()
-                        .stack_name(req.stack_name)
-                        .send()
-                        .await;
+                    discard_review_stack(client, req.stack_name).await;
                 }
                 return Err(Error::StackFailed {
                     stack_name: req.stack_name.to_string(),
@@ -411,6 +407,12 @@ pub async fn create_change_set(
         }
     }
     Ok(ChangeSetResult::Ready { id, changes })
+}
+
+/// Best effort: the empty REVIEW_IN_PROGRESS stack a CREATE change set made,
+/// once that change set is refused or failed (deploy recreates it next time).
+pub async fn discard_review_stack(client: &Client, stack_name: &str) {
+    let _ = client.delete_stack().stack_name(stack_name).send().await;
 }
 
 /// Best effort: an empty or refused change set left behind is harmless.

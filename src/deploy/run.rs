@@ -575,12 +575,7 @@ async fn deploy_stack(
         if !refusals.is_empty() {
             cfn::delete_change_set(client, &stack.stack_name, &id).await;
             if create {
-                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
-                let _ = client
-                    .delete_stack()
-                    .stack_name(&stack.stack_name)
-                    .send()
-                    .await;
+                cfn::discard_review_stack(client, &stack.stack_name).await;
             }
             return Err(Error::Refused {
                 stack_name: stack.stack_name.clone(),
