@@ -580,6 +580,19 @@ pub struct Change {
     pub resource_type: String,
     /// `True`, `Conditional`, or `False`; `None` where the endpoint does not say.
     pub replacement: Option<String>,
+    /// The parts that change (`Properties`, `Tags`), as the change set lists them.
+    pub scope: Vec<String>,
+    /// Each changed attribute and whether changing it recreates the resource.
+    pub details: Vec<ChangeDetail>,
+}
+
+/// One changed attribute of a resource in a change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeDetail {
+    /// `Properties.Timeout` (attribute, then name where there is one).
+    pub path: String,
+    /// `Always`, `Conditionally` or `Never`; `None` where the endpoint does not say.
+    pub recreation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -949,6 +962,8 @@ mod tests {
             logical_id: id.into(),
             resource_type: ty.into(),
             replacement: replacement.map(str::to_string),
+            scope: Vec::new(),
+            details: Vec::new(),
         }
     }
 

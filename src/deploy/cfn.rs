@@ -1,5 +1,7 @@
-//! Thin CloudFormation helpers: reading a stack's deployed state, change sets,
-//! polling with bounded backoff, stack events and root causes.
+//! The one CloudFormation layer deploy, diff, outputs and destroy share: reading
+//! stacks and templates, change sets (create, wait, describe every page,
+//! execute with a ClientRequestToken, delete), polling with bounded backoff,
+//! stack events and root causes.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use serde_json::Value;
 
 use super::{Error, Event, Reporter, RootCause};
 use crate::aws::{describe_error, error_code};
-use crate::plan::{self, Change, ChangeAction, Deployed, StackState};
+use crate::plan::{self, Change, ChangeAction, ChangeDetail, Deployed, StackState};
 
 /// How often a read is tried when it meets throttling or a transient error.
 const READ_ATTEMPTS: usize = 10;
@@ -28,6 +30,12 @@ pub const WAIT_LIMIT: Duration = Duration::from_secs(3 * 3600);
 pub struct Backoff {
     next: Duration,
     max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff::new()
+    }
 }
 
 impl Backoff {
@@ -137,6 +145,28 @@ pub fn outputs_of(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<Stri
         .collect()
 }
 
+/// The parameters a stack was deployed with (those at their `Default` too).
+pub fn parameters_of(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    stack
+        .parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect()
+}
+
+pub fn tags_of(stack: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    stack
+        .tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
 /// The deployed state of a stack: status, template (as submitted), parameters,
 /// tags, outputs. The template is only read for stacks that can be updated.
 pub async fn deployed(client: &Client, stack_name: &str) -> Result<Deployed, Error> {
@@ -151,21 +181,8 @@ pub async fn deployed(client: &Client, stack_name: &str) -> Result<Deployed, Err
     Ok(Deployed {
         state,
         template,
-        parameters: stack
-            .parameters()
-            .iter()
-            .filter_map(|p| {
-                Some((
-                    p.parameter_key()?.to_string(),
-                    p.parameter_value().unwrap_or_default().to_string(),
-                ))
-            })
-            .collect(),
-        tags: stack
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        parameters: parameters_of(&stack),
+        tags: tags_of(&stack),
         outputs: outputs_of(&stack),
         termination_protection: stack.enable_termination_protection().unwrap_or(false),
     })
@@ -173,6 +190,15 @@ pub async fn deployed(client: &Client, stack_name: &str) -> Result<Deployed, Err
 
 /// GetTemplate (stage Original), parsed; `None` when the stack is gone.
 pub async fn get_template(client: &Client, stack_name: &str) -> Result<Option<Value>, Error> {
+    // A body that does not parse is treated as "different": the update rewrites it.
+    Ok(template_body(client, stack_name)
+        .await?
+        .and_then(|b| crate::render::cfn_yaml::parse(&b).ok()))
+}
+
+/// GetTemplate (stage Original) as CloudFormation returns it; `None` when the
+/// stack is gone.
+pub async fn template_body(client: &Client, stack_name: &str) -> Result<Option<String>, Error> {
     let out = match read(|| {
         client
             .get_template()
@@ -191,10 +217,7 @@ pub async fn get_template(client: &Client, stack_name: &str) -> Result<Option<Va
             return Err(aws_err(stack_name, "GetTemplate", message));
         }
     };
-    // A body that does not parse is treated as "different": the update rewrites it.
-    Ok(out
-        .template_body()
-        .and_then(|b| crate::render::cfn_yaml::parse(b).ok()))
+    Ok(out.template_body().map(str::to_string))
 }
 
 /// Where the template goes: inline, or an S3 URL for bodies over the inline limit.
@@ -205,10 +228,21 @@ pub enum TemplateSource {
 
 pub struct ChangeSetRequest<'a> {
     pub stack_name: &'a str,
+    /// [`change_set_name`]: unique per change set.
+    pub change_set_name: &'a str,
+    /// Why the change set exists (`barkctl diff: read, then deleted`).
+    pub description: Option<&'a str>,
     pub create: bool,
     pub template: &'a TemplateSource,
     pub parameters: &'a BTreeMap<String, String>,
+    /// Parameters passed with UsePreviousValue: their deployed values stay.
+    pub previous: &'a [String],
     pub tags: &'a BTreeMap<String, String>,
+}
+
+/// A fresh change-set name: `barkctl-` and the time to the millisecond.
+pub fn change_set_name() -> String {
+    format!("barkctl-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"))
 }
 
 /// The result of creating a change set and waiting for it.
@@ -231,11 +265,12 @@ pub async fn create_change_set(
     client: &Client,
     req: &ChangeSetRequest<'_>,
 ) -> Result<ChangeSetResult, Error> {
-    let name = format!("barkctl-{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+    let name = req.change_set_name;
     let mut call = client
         .create_change_set()
         .stack_name(req.stack_name)
-        .change_set_name(&name)
+        .change_set_name(name)
+        .set_description(req.description.map(str::to_string))
         .change_set_type(if req.create {
             ChangeSetType::Create
         } else {
@@ -251,6 +286,12 @@ pub async fn create_change_set(
                         .parameter_value(v)
                         .build()
                 })
+                .chain(req.previous.iter().map(|k| {
+                    Parameter::builder()
+                        .parameter_key(k)
+                        .use_previous_value(true)
+                        .build()
+                }))
                 .collect(),
         ))
         .set_tags(Some(
@@ -264,7 +305,7 @@ pub async fn create_change_set(
         TemplateSource::Url(u) => call.template_url(u),
     };
     let id = match call.send().await {
-        Ok(out) => out.id().unwrap_or(&name).to_string(),
+        Ok(out) => out.id().unwrap_or(name).to_string(),
         Err(e) => {
             let message = describe_error(&e);
             if no_changes(&message) {
@@ -301,11 +342,7 @@ pub async fn create_change_set(
                     return Ok(ChangeSetResult::NoChanges);
                 }
                 if req.create {
-                    let _ = client
-                        .delete_stack()
-                        .stack_name(req.stack_name)
-                        .send()
-                        .await;
+                    discard_review_stack(client, req.stack_name).await;
                 }
                 return Err(Error::StackFailed {
                     stack_name: req.stack_name.to_string(),
@@ -345,6 +382,22 @@ pub async fn create_change_set(
                     logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
                     resource_type: rc.resource_type().unwrap_or_default().to_string(),
                     replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                    scope: rc.scope().iter().map(|s| s.as_str().to_string()).collect(),
+                    details: rc
+                        .details()
+                        .iter()
+                        .filter_map(|d| {
+                            let t = d.target()?;
+                            let attr = t.attribute().map(|a| a.as_str()).unwrap_or_default();
+                            Some(ChangeDetail {
+                                path: match t.name() {
+                                    Some(n) => format!("{attr}.{n}"),
+                                    None => attr.to_string(),
+                                },
+                                recreation: t.requires_recreation().map(|r| r.as_str().to_string()),
+                            })
+                        })
+                        .collect(),
                 });
             }
         }
@@ -356,14 +409,31 @@ pub async fn create_change_set(
     Ok(ChangeSetResult::Ready { id, changes })
 }
 
+/// Best effort: the empty REVIEW_IN_PROGRESS stack a CREATE change set made,
+/// once that change set is refused or failed (deploy recreates it next time).
+pub async fn discard_review_stack(client: &Client, stack_name: &str) {
+    let _ = client.delete_stack().stack_name(stack_name).send().await;
+}
+
 /// Best effort: an empty or refused change set left behind is harmless.
 pub async fn delete_change_set(client: &Client, stack_name: &str, id: &str) {
-    let _ = client
+    let _ = try_delete_change_set(client, stack_name, id).await;
+}
+
+/// DeleteChangeSet, for callers that must know it is gone (diff leaves no trace).
+pub async fn try_delete_change_set(
+    client: &Client,
+    stack_name: &str,
+    id: &str,
+) -> Result<(), Error> {
+    client
         .delete_change_set()
         .change_set_name(id)
         .stack_name(stack_name)
         .send()
-        .await;
+        .await
+        .map(|_| ())
+        .map_err(|e| aws_err(stack_name, "DeleteChangeSet", describe_error(&e)))
 }
 
 /// ExecuteChangeSet. An endpoint that fails the operation synchronously (moto

@@ -5,7 +5,7 @@
 //! by the pure `plan` module.
 
 pub mod assets;
-mod cfn;
+pub mod cfn;
 pub mod destroy;
 mod hotswap;
 pub mod lock;

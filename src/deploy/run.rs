@@ -1,5 +1,7 @@
-//! Deploying stacks wave by wave: resolve parameters from upstream outputs, plan
-//! each stack against what is deployed, and carry the plan out with change sets.
+//! Deploying stacks wave by wave. One planner ([`plan_stack`]) turns a stack's
+//! rendered input, its deployed state and the upstream outputs known so far into
+//! a [`StackPlan`]: `--dry-run` prints those plans, a deploy completes each wave's
+//! with the outputs of the waves before it and carries them out with change sets.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -139,7 +141,7 @@ pub async fn deploy(
                     // The semaphore is never closed, so acquiring cannot fail.
                     let _permit = semaphore.acquire_owned().await;
                     let started = Instant::now();
-                    let r = deploy_stack(&shared, &stack).await;
+                    let r = deploy_stack(&shared, &stack, index).await;
                     (r, started.elapsed())
                 }),
             ));
@@ -247,75 +249,145 @@ fn short_reason(e: &Error) -> String {
     }
 }
 
-/// Fill `Pending` parameters from outputs of this run, else from the deployed
-/// upstream stack.
-async fn resolve_parameters(
-    shared: &Shared,
+/// Upstream outputs known when a stack's wave starts: stack -> output -> value.
+pub type Known = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The one planner, for `--dry-run` and a real deploy alike: a stack's plan
+/// from its rendered input, what is deployed, and the upstream outputs known
+/// when its wave starts. A parameter whose upstream output is not known stays
+/// pending (a dry run plans it as an update that may turn out a no-op).
+pub fn plan_stack(
     stack: &StackInput,
-) -> Result<BTreeMap<String, String>, Error> {
-    let mut resolved = BTreeMap::new();
-    let mut fetched: BTreeMap<String, Option<BTreeMap<String, String>>> = BTreeMap::new();
-    for (name, value) in &stack.parameters {
-        let v = match value {
-            ParamValue::Known(v) => v.clone(),
-            ParamValue::Pending {
-                stack: upstream,
-                output,
-            } => {
-                let from_run = shared
-                    .outputs
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(upstream).and_then(|o| o.get(output)).cloned());
-                match from_run {
-                    Some(v) => v,
-                    None => {
-                        if !fetched.contains_key(upstream) {
-                            let full = shared
-                                .input_meta
-                                .stack_names
-                                .get(upstream)
-                                .cloned()
-                                .unwrap_or_else(|| upstream.clone());
-                            let mut described = cfn::describe(&shared.cfn, &full).await?;
-                            // Outputs mid-update may be the old or the new ones: read
-                            // them once the upstream's operation has settled.
-                            if cfn::state_of(described.as_ref()).is_in_progress() {
-                                shared.reporter.event(&Event::Note {
-                                    stack: stack.stack.clone(),
-                                    text: format!(
-                                        "waiting for `{full}` to settle before reading its outputs"
-                                    ),
-                                });
-                                cfn::wait_quietly(&shared.cfn, &full).await?;
-                                described = cfn::describe(&shared.cfn, &full).await?;
-                            }
-                            let outs = described
-                                .filter(|s| {
-                                    matches!(cfn::state_of(Some(s)), plan::StackState::Stable(_))
-                                })
-                                .map(|s| cfn::outputs_of(&s));
-                            fetched.insert(upstream.clone(), outs);
-                        }
-                        let outs = fetched.get(upstream).and_then(|o| o.as_ref());
-                        match outs.and_then(|o| o.get(output)) {
-                            Some(v) => v.clone(),
-                            None => {
-                                return Err(Error::MissingUpstream {
-                                    stack: stack.stack.clone(),
-                                    upstream: upstream.clone(),
-                                    output: output.clone(),
-                                    deployed: outs.is_some(),
-                                })
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        resolved.insert(name.clone(), v);
+    wave: usize,
+    deployed: &Deployed,
+    known: &Known,
+    local: bool,
+    hotswap: bool,
+) -> (StackPlan, Desired) {
+    let parameters = stack
+        .parameters
+        .iter()
+        .map(|(name, v)| {
+            let value = match v {
+                ParamValue::Pending { stack: up, output } => known
+                    .get(up)
+                    .and_then(|o| o.get(output))
+                    .map_or_else(|| v.clone(), |val| ParamValue::Known(val.clone())),
+                known_value => known_value.clone(),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let desired = Desired {
+        template: stack.template.clone(),
+        parameters,
+        tags: stack.tags.clone(),
+    };
+    let mut action = plan::decide(&desired, deployed, local);
+    if hotswap {
+        action = plan::with_hotswap(action, &desired, deployed);
     }
-    Ok(resolved)
+    let plan = StackPlan {
+        stack: stack.stack.clone(),
+        stack_name: stack.stack_name.clone(),
+        wave,
+        status: deployed.state.status().to_string(),
+        action,
+        security_additions: SecurityAdditions::between(deployed.template.as_ref(), &stack.template),
+    };
+    (plan, desired)
+}
+
+/// The outputs of the stacks this one takes parameters from: of this run, else
+/// of the deployed upstream stack once it has settled. An upstream that is not
+/// deployed (or not stable) is absent.
+async fn upstream_outputs(shared: &Shared, stack: &StackInput) -> Result<Known, Error> {
+    let mut known = Known::new();
+    for value in stack.parameters.values() {
+        let ParamValue::Pending {
+            stack: upstream, ..
+        } = value
+        else {
+            continue;
+        };
+        if known.contains_key(upstream) {
+            continue;
+        }
+        let from_run = shared
+            .outputs
+            .lock()
+            .ok()
+            .and_then(|m| m.get(upstream).cloned());
+        if let Some(outs) = from_run {
+            known.insert(upstream.clone(), outs);
+            continue;
+        }
+        let full = shared
+            .input_meta
+            .stack_names
+            .get(upstream)
+            .cloned()
+            .unwrap_or_else(|| upstream.clone());
+        let mut described = cfn::describe(&shared.cfn, &full).await?;
+        // Outputs mid-update may be the old or the new ones: read them once the
+        // upstream's operation has settled.
+        if cfn::state_of(described.as_ref()).is_in_progress() {
+            shared.reporter.event(&Event::Note {
+                stack: stack.stack.clone(),
+                text: format!("waiting for `{full}` to settle before reading its outputs"),
+            });
+            cfn::wait_quietly(&shared.cfn, &full).await?;
+            described = cfn::describe(&shared.cfn, &full).await?;
+        }
+        if let Some(s) =
+            described.filter(|s| matches!(cfn::state_of(Some(s)), plan::StackState::Stable(_)))
+        {
+            known.insert(upstream.clone(), cfn::outputs_of(&s));
+        }
+    }
+    Ok(known)
+}
+
+/// The parameters to deploy with: every one known once the wave has started,
+/// else the upstream output that is missing.
+fn deploy_parameters(
+    stack: &StackInput,
+    desired: &Desired,
+    known: &Known,
+) -> Result<BTreeMap<String, String>, Error> {
+    if let Some(p) = desired.known_parameters() {
+        return Ok(p);
+    }
+    let (upstream, output) = desired
+        .parameters
+        .values()
+        .find_map(|v| match v {
+            ParamValue::Pending { stack, output } => Some((stack.clone(), output.clone())),
+            ParamValue::Known(_) => None,
+        })
+        .unwrap_or_default();
+    Err(Error::MissingUpstream {
+        stack: stack.stack.clone(),
+        deployed: known.contains_key(&upstream),
+        upstream,
+        output,
+    })
+}
+
+/// With `BARKCTL_PLAN_LOG=FILE`, each stack's plan as executed is appended to
+/// FILE as one JSON line: tests compare it with `--dry-run --json`.
+fn record_plan(plan: &StackPlan) {
+    let Some(path) = std::env::var_os("BARKCTL_PLAN_LOG") else {
+        return;
+    };
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{}", serde_json::to_string(plan).unwrap_or_default());
+    }
 }
 
 fn resource_count(template: &Value) -> usize {
@@ -329,41 +401,37 @@ fn resource_count(template: &Value) -> usize {
 async fn deploy_stack(
     shared: &Shared,
     stack: &StackInput,
+    wave: usize,
 ) -> Result<(Outcome, Option<String>), Error> {
     let client = &shared.cfn;
     let reporter = shared.reporter.as_ref();
     let meta = &shared.input_meta;
-    let parameters = resolve_parameters(shared, stack).await?;
-    let desired = Desired {
-        template: stack.template.clone(),
-        parameters: parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), ParamValue::Known(v.clone())))
-            .collect(),
-        tags: stack.tags.clone(),
-    };
+    let known = upstream_outputs(shared, stack).await?;
+    let hotswap = meta.hotswap.is_some();
     let total = resource_count(&stack.template);
 
     let mut deployed = cfn::deployed(client, &stack.stack_name).await?;
     let mut note = None;
-    let mut action = plan::decide(&desired, &deployed, meta.local);
-    if let Action::Wait { status } = &action {
+    let (mut planned, mut desired) =
+        plan_stack(stack, wave, &deployed, &known, meta.local, hotswap);
+    if let Action::Wait { status } = &planned.action {
         reporter.event(&Event::Note {
             stack: stack.stack.clone(),
             text: format!("waiting for the running operation ({status})"),
         });
         cfn::wait_quietly(client, &stack.stack_name).await?;
         deployed = cfn::deployed(client, &stack.stack_name).await?;
-        action = plan::decide(&desired, &deployed, meta.local);
+        (planned, desired) = plan_stack(stack, wave, &deployed, &known, meta.local, hotswap);
     }
-    if meta.hotswap.is_some() {
-        action = plan::with_hotswap(action, &desired, &deployed);
-    }
+    let parameters = deploy_parameters(stack, &desired, &known)?;
+    record_plan(&planned);
+    let action = planned.action;
     if action.mutates() {
         // The broadening gate, against the template deployed now (a recreated
         // stack counts as created): before any mutating call for this stack.
-        let additions = SecurityAdditions::between(deployed.template.as_ref(), &stack.template);
-        let unapproved = meta.approved.unapproved(&stack.stack_name, &additions);
+        let unapproved = meta
+            .approved
+            .unapproved(&stack.stack_name, &planned.security_additions);
         if !unapproved.is_empty() {
             return Err(Error::Unapproved {
                 stacks: vec![Broadening {
@@ -463,11 +531,15 @@ async fn deploy_stack(
         body,
     )
     .await?;
+    let change_set_name = cfn::change_set_name();
     let req = ChangeSetRequest {
         stack_name: &stack.stack_name,
+        change_set_name: &change_set_name,
+        description: None,
         create,
         template: &template,
         parameters: &parameters,
+        previous: &[],
         tags: &stack.tags,
     };
     let token = cfn::request_token();
@@ -503,12 +575,7 @@ async fn deploy_stack(
         if !refusals.is_empty() {
             cfn::delete_change_set(client, &stack.stack_name, &id).await;
             if create {
-                // A CREATE change set leaves an empty REVIEW_IN_PROGRESS stack behind.
-                let _ = client
-                    .delete_stack()
-                    .stack_name(&stack.stack_name)
-                    .send()
-                    .await;
+                cfn::discard_review_stack(client, &stack.stack_name).await;
             }
             return Err(Error::Refused {
                 stack_name: stack.stack_name.clone(),
@@ -590,61 +657,35 @@ async fn ensure_protection(
 /// with upstream outputs taken from deployed stacks that this run would leave
 /// unchanged, and marked pending otherwise. No mutating call is made.
 pub async fn dry_run(cfn_client: Client, input: &DeployInput) -> Result<Plan, Error> {
-    let mut known: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut known = Known::new();
     let mut stacks = Vec::new();
     for (wave, list) in input.waves.iter().enumerate() {
         for stack in list {
             let deployed = cfn::deployed(&cfn_client, &stack.stack_name).await?;
-            let mut parameters = BTreeMap::new();
-            for (name, v) in &stack.parameters {
-                let value = match v {
-                    ParamValue::Pending { stack: up, output } => {
-                        if !known.contains_key(up) {
-                            let in_run = input.waves.iter().flatten().any(|s| &s.stack == up);
-                            if !in_run {
-                                let full = input
-                                    .stack_names
-                                    .get(up)
-                                    .cloned()
-                                    .unwrap_or_else(|| up.clone());
-                                let outs = cfn::describe(&cfn_client, &full)
-                                    .await?
-                                    .map(|s| cfn::outputs_of(&s))
-                                    .unwrap_or_default();
-                                known.insert(up.clone(), outs);
-                            }
-                        }
-                        match known.get(up).and_then(|o| o.get(output)) {
-                            Some(val) => ParamValue::Known(val.clone()),
-                            None => v.clone(),
-                        }
-                    }
-                    known_value => known_value.clone(),
+            for v in stack.parameters.values() {
+                let ParamValue::Pending { stack: up, .. } = v else {
+                    continue;
                 };
-                parameters.insert(name.clone(), value);
+                let in_run = input.waves.iter().flatten().any(|s| &s.stack == up);
+                if !in_run && !known.contains_key(up) {
+                    let full = input
+                        .stack_names
+                        .get(up)
+                        .cloned()
+                        .unwrap_or_else(|| up.clone());
+                    let outs = cfn::describe(&cfn_client, &full)
+                        .await?
+                        .map(|s| cfn::outputs_of(&s))
+                        .unwrap_or_default();
+                    known.insert(up.clone(), outs);
+                }
             }
-            let desired = Desired {
-                template: stack.template.clone(),
-                parameters,
-                tags: stack.tags.clone(),
-            };
-            let mut action = plan::decide(&desired, &deployed, input.local);
-            if input.hotswap {
-                action = plan::with_hotswap(action, &desired, &deployed);
-            }
-            if matches!(action, Action::Skip { .. } | Action::Hotswap { .. }) {
+            let (planned, _) =
+                plan_stack(stack, wave, &deployed, &known, input.local, input.hotswap);
+            if matches!(planned.action, Action::Skip { .. } | Action::Hotswap { .. }) {
                 known.insert(stack.stack.clone(), deployed.outputs.clone());
             }
-            let security_additions =
-                SecurityAdditions::between(deployed.template.as_ref(), &stack.template);
-            stacks.push(StackPlan {
-                stack: stack.stack.clone(),
-                stack_name: stack.stack_name.clone(),
-                wave,
-                status: deployed.state.status().to_string(),
-                action,
-                security_additions,
-            });
+            stacks.push(planned);
         }
     }
     let approval = plan::gate(&stacks, input.approved == Approved::All, input.local);
@@ -653,4 +694,101 @@ pub async fn dry_run(cfn_client: Client, input: &DeployInput) -> Result<Plan, Er
         stacks,
         approval,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn input() -> StackInput {
+        StackInput {
+            stack: "alerts".into(),
+            stack_name: "app-dev-alerts".into(),
+            template: json!({"Parameters": {"QueueArn": {"Type": "String"}}, "Resources": {}}),
+            parameters: BTreeMap::from([(
+                "QueueArn".to_string(),
+                ParamValue::Pending {
+                    stack: "queue".into(),
+                    output: "QueueArn".into(),
+                },
+            )]),
+            tags: BTreeMap::new(),
+        }
+    }
+
+    fn deployed(arn: &str) -> Deployed {
+        Deployed {
+            state: plan::StackState::from_status(Some("UPDATE_COMPLETE")),
+            template: Some(input().template),
+            parameters: BTreeMap::from([("QueueArn".to_string(), arn.to_string())]),
+            ..Deployed::not_found()
+        }
+    }
+
+    fn known(arn: &str) -> Known {
+        BTreeMap::from([(
+            "queue".to_string(),
+            BTreeMap::from([("QueueArn".to_string(), arn.to_string())]),
+        )])
+    }
+
+    /// The dry run and the deploy share this planner: what differs between them
+    /// is only which upstream outputs are known when the stack's wave starts.
+    #[test]
+    fn a_plan_is_completed_with_the_upstream_outputs_known_at_its_wave() {
+        let (pending, desired) =
+            plan_stack(&input(), 1, &deployed("arn:q"), &Known::new(), false, false);
+        assert_eq!(
+            pending.action,
+            Action::Update {
+                what: vec!["parameters (pending upstream outputs)".into()]
+            }
+        );
+        assert!(matches!(
+            deploy_parameters(&input(), &desired, &Known::new()),
+            Err(Error::MissingUpstream {
+                deployed: false,
+                ..
+            })
+        ));
+
+        let (same, desired) = plan_stack(
+            &input(),
+            1,
+            &deployed("arn:q"),
+            &known("arn:q"),
+            false,
+            false,
+        );
+        assert_eq!(
+            same.action,
+            Action::Skip {
+                reason: plan::SkipReason::Unchanged
+            }
+        );
+        assert_eq!((same.wave, same.status.as_str()), (1, "UPDATE_COMPLETE"));
+        assert_eq!(
+            deploy_parameters(&input(), &desired, &known("arn:q")).ok(),
+            Some(BTreeMap::from([(
+                "QueueArn".to_string(),
+                "arn:q".to_string()
+            )]))
+        );
+
+        let (changed, _) = plan_stack(
+            &input(),
+            1,
+            &deployed("arn:q"),
+            &known("arn:new"),
+            false,
+            false,
+        );
+        assert_eq!(
+            changed.action,
+            Action::Update {
+                what: vec!["parameters".into()]
+            }
+        );
+    }
 }

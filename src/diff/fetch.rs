@@ -9,14 +9,7 @@
 //! follows finds it there).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudformation::config::http::HttpResponse;
-use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{
-    ChangeAction, ChangeSetStatus, ChangeSetType, Parameter, Replacement as CfnReplacement,
-    RequiresRecreation, TemplateStage,
-};
 use aws_sdk_cloudformation::Client;
 use serde_json::Value;
 
@@ -29,6 +22,8 @@ use super::resolve::{self, DeployedStack};
 use super::{classify, Error};
 use crate::aws::{self, Target};
 use crate::cli::DiffMethod;
+use crate::deploy::cfn::{self, ChangeSetRequest, ChangeSetResult};
+use crate::plan::{Change, ChangeAction};
 use crate::project::{Project, Stage};
 use crate::render::{ParamSource, Rendered};
 
@@ -42,8 +37,6 @@ struct Upload<'a> {
     region: &'a str,
     app: &'a str,
 }
-/// A change set that has not settled by then is reported as an error.
-const CHANGE_SET_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What to compare.
 pub struct Request<'a> {
@@ -156,22 +149,10 @@ pub async fn diff_stacks(req: Request<'_>) -> Result<Vec<StackDiff>, Error> {
 /// with (never created, deleted, only a never-executed CREATE change set, or a
 /// failed create that deploy deletes and recreates).
 async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>, Error> {
-    let aws_err = |operation, e: &dyn std::fmt::Display| Error::Aws {
-        stack: name.to_string(),
-        operation,
-        message: e.to_string(),
-    };
-    let described = match client.describe_stacks().stack_name(name).send().await {
-        Ok(o) => o,
-        Err(e)
-            if e.code() == Some("ValidationError")
-                && e.message().is_some_and(|m| m.contains("does not exist")) =>
-        {
-            return Ok(None)
-        }
-        Err(e) => return Err(aws_err("describe stack", &describe(&e))),
-    };
-    let Some(stack) = described.stacks().first() else {
+    let Some(stack) = cfn::describe(client, name)
+        .await
+        .map_err(|e| cfn_error(name, "describe stack", e))?
+    else {
         return Ok(None);
     };
     let status = stack
@@ -184,45 +165,13 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
     ) {
         return Ok(None);
     }
-    let parameters = stack
-        .parameters()
-        .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_string(),
-                p.parameter_value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect();
-    let tags = stack
-        .tags()
-        .iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect();
-    let outputs = stack
-        .outputs()
-        .iter()
-        .filter_map(|o| {
-            Some((
-                o.output_key()?.to_string(),
-                o.output_value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect();
-    let got = client
-        .get_template()
-        .stack_name(name)
-        .template_stage(TemplateStage::Original)
-        .send()
+    let body = cfn::template_body(client, name)
         .await
-        .map_err(|e| aws_err("get the template of", &describe(&e)))?;
-    let body = got.template_body().unwrap_or_default();
-    let template = crate::render::cfn_yaml::parse(body).map_err(|e| Error::DeployedTemplate {
+        .map_err(|e| cfn_error(name, "get the template of", e))?
+        .unwrap_or_default();
+    // Unlike deploy (which rewrites a template it cannot read), diff has
+    // nothing to compare with: an error naming the line.
+    let template = crate::render::cfn_yaml::parse(&body).map_err(|e| Error::DeployedTemplate {
         stack: name.to_string(),
         message: match e.line {
             Some(l) => format!("line {l}: {}", e.message),
@@ -232,61 +181,31 @@ async fn read_stack(client: &Client, name: &str) -> Result<Option<DeployedStack>
     Ok(Some(DeployedStack {
         status,
         template,
-        parameters,
-        outputs,
-        tags,
+        parameters: cfn::parameters_of(&stack),
+        outputs: cfn::outputs_of(&stack),
+        tags: cfn::tags_of(&stack),
     }))
 }
 
-/// `Code: message` of a failed call, with two cases made readable: an endpoint
-/// that does not answer (an emulator that is not running) and a response
-/// without an AWS error code (emulators answer some calls with a bare HTTP error).
-fn describe<E>(e: &SdkError<E, HttpResponse>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    match e {
-        SdkError::DispatchFailure(d) => {
-            let why = if d.is_io() {
-                "connection failed"
-            } else if d.is_timeout() {
-                "timed out"
-            } else {
-                "request not sent"
-            };
-            format!("cannot reach the endpoint ({why}); for a local stage, start the emulator with `barkctl local up`")
-        }
-        SdkError::ServiceError(se) if se.err().code().is_none() => {
-            let raw = se.raw();
-            let body: String = raw
-                .body()
-                .bytes()
-                .map(|b| String::from_utf8_lossy(b).chars().take(200).collect())
-                .unwrap_or_default();
-            format!(
-                "HTTP {} without an AWS error code: {}",
-                raw.status().as_u16(),
-                body.trim()
-            )
-        }
-        _ => aws::describe_error(e),
+/// An error of the CloudFormation layer in diff's words: the operation as diff
+/// names it, the service's own message.
+fn cfn_error(stack: &str, operation: &'static str, e: crate::deploy::Error) -> Error {
+    Error::Aws {
+        stack: stack.to_string(),
+        operation,
+        message: cfn_message(e),
     }
 }
 
-/// One resource change as a change set reports it.
-#[derive(Debug, Clone)]
-struct CsChange {
-    action: Option<ChangeAction>,
-    logical_id: String,
-    resource_type: String,
-    replacement: Option<CfnReplacement>,
-    scope: Vec<String>,
-    /// Changed attribute (`Properties.Timeout`) and whether it recreates.
-    details: Vec<(String, Option<RequiresRecreation>)>,
+fn cfn_message(e: crate::deploy::Error) -> String {
+    match e {
+        crate::deploy::Error::Aws { message, .. } => message,
+        other => other.to_string(),
+    }
 }
 
 enum Review {
-    Changes(Vec<CsChange>),
+    Changes(Vec<Change>),
     NoChanges,
     /// The change set could not be made; the reason becomes a note.
     Unavailable(String),
@@ -355,20 +274,22 @@ async fn change_set(
             body.len()
         )));
     }
-    let mut parameters = Vec::new();
+    let mut parameters = BTreeMap::new();
+    let mut previous = Vec::new();
     for (name, value) in values {
-        let p = Parameter::builder().parameter_key(name);
-        parameters.push(match value {
-            NewValue::Known(v) => p.parameter_value(v).build(),
+        match value {
+            NewValue::Known(v) => {
+                parameters.insert(name.clone(), v.clone());
+            }
             NewValue::KnownAfterDeploy if deployed.parameters.contains_key(name) => {
-                p.use_previous_value(true).build()
+                previous.push(name.clone())
             }
             NewValue::KnownAfterDeploy => {
                 return Ok(Review::Unavailable(format!(
                     "parameter `{name}` is known only after deploy"
                 )));
             }
-        });
+        }
     }
     // Uploaded only once the change set can be made (parameters known).
     let source = crate::deploy::assets::template_source(
@@ -380,157 +301,69 @@ async fn change_set(
         body,
     )
     .await
-    .map_err(|e| Error::Aws {
-        stack: stack.to_string(),
-        operation: "upload the template of",
-        message: e.to_string(),
-    })?;
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    let name = format!("barkctl-diff-{millis}");
-    let created = client
-        .create_change_set()
-        .stack_name(stack)
-        .change_set_name(&name)
-        .change_set_type(ChangeSetType::Update)
-        .description("barkctl diff: read, then deleted")
-        .set_parameters(Some(parameters))
-        .set_capabilities(Some(aws::CAPABILITIES.to_vec()));
-    let created = match source {
-        crate::deploy::TemplateSource::Body(b) => created.template_body(b),
-        crate::deploy::TemplateSource::Url(u) => created.template_url(u),
-    }
-    .send()
-    .await;
-    if let Err(e) = created {
-        // AWS makes a FAILED change set for a no-op; moto refuses at once.
-        if e.message()
-            .is_some_and(|m| m.contains("No updates are to be performed"))
-        {
-            return Ok(Review::NoChanges);
+    .map_err(|e| cfn_error(stack, "upload the template of", e))?;
+    let name = cfn::change_set_name();
+    let req = ChangeSetRequest {
+        stack_name: stack,
+        change_set_name: &name,
+        description: Some("barkctl diff: read, then deleted"),
+        create: false,
+        template: &source,
+        parameters: &parameters,
+        previous: &previous,
+        // Tags are compared from the stack; the change set is never executed.
+        tags: &deployed.tags,
+    };
+    let (id, changes) = match cfn::create_change_set(client, &req).await {
+        // AWS makes a FAILED change set for a no-op (deleted again); moto
+        // refuses at once.
+        Ok(ChangeSetResult::NoChanges) => return Ok(Review::NoChanges),
+        Ok(ChangeSetResult::Ready { id, changes }) => (id, changes),
+        Err(crate::deploy::Error::StackFailed { summary, .. }) => {
+            return Err(Error::ChangeSet {
+                stack: stack.to_string(),
+                change_set: name.clone(),
+                problem: summary
+                    .strip_prefix("change set ")
+                    .unwrap_or(&summary)
+                    .to_string(),
+            })
         }
-        return Err(Error::Aws {
-            stack: stack.to_string(),
-            operation: "create a change set for",
-            message: describe(&e),
-        });
-    }
-    let read = read_change_set(client, stack, &name).await;
-    // Whatever reading gave, the change set goes: diff must leave no trace.
-    if let Err(e) = client
-        .delete_change_set()
-        .stack_name(stack)
-        .change_set_name(&name)
-        .send()
-        .await
-    {
+        Err(crate::deploy::Error::WaitTimeout { waited, .. }) => {
+            return Err(Error::ChangeSet {
+                stack: stack.to_string(),
+                change_set: name.clone(),
+                problem: format!("did not settle within {} s", waited.as_secs()),
+            })
+        }
+        Err(e) => return Err(cfn_error(stack, "create a change set for", e)),
+    };
+    // Whatever it holds, the change set goes: diff must leave no trace.
+    if let Err(e) = cfn::try_delete_change_set(client, stack, &id).await {
         return Err(Error::ChangeSetLeft {
             stack: stack.to_string(),
             change_set: name,
-            message: describe(&e),
+            message: cfn_message(e),
         });
     }
-    read
-}
-
-async fn read_change_set(client: &Client, stack: &str, name: &str) -> Result<Review, Error> {
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(200);
-    let cs_err = |problem: String| Error::ChangeSet {
-        stack: stack.to_string(),
-        change_set: name.to_string(),
-        problem,
-    };
-    let mut changes = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let out = client
-            .describe_change_set()
-            .stack_name(stack)
-            .change_set_name(name)
-            .set_next_token(token.clone())
-            .send()
-            .await
-            .map_err(|e| Error::Aws {
-                stack: stack.to_string(),
-                operation: "describe a change set of",
-                message: describe(&e),
-            })?;
-        match out.status() {
-            Some(ChangeSetStatus::CreatePending) | Some(ChangeSetStatus::CreateInProgress) => {
-                if started.elapsed() > CHANGE_SET_TIMEOUT {
-                    return Err(cs_err(format!(
-                        "did not settle within {} s",
-                        CHANGE_SET_TIMEOUT.as_secs()
-                    )));
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-                continue;
-            }
-            Some(ChangeSetStatus::Failed) => {
-                let reason = out.status_reason().unwrap_or_default();
-                if reason.contains("didn't contain changes")
-                    || reason.contains("No updates are to be performed")
-                {
-                    return Ok(Review::NoChanges);
-                }
-                return Err(cs_err(format!("failed: {reason}")));
-            }
-            _ => {}
-        }
-        for c in out.changes() {
-            let Some(rc) = c.resource_change() else {
-                continue;
-            };
-            changes.push(CsChange {
-                action: rc.action().cloned(),
-                logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
-                resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                replacement: rc.replacement().cloned(),
-                scope: rc.scope().iter().map(|s| s.as_str().to_string()).collect(),
-                details: rc
-                    .details()
-                    .iter()
-                    .filter_map(|d| {
-                        let t = d.target()?;
-                        let attr = t
-                            .attribute()
-                            .map(|a| a.as_str().to_string())
-                            .unwrap_or_default();
-                        let path = match t.name() {
-                            Some(n) => format!("{attr}.{n}"),
-                            None => attr,
-                        };
-                        Some((path, t.requires_recreation().cloned()))
-                    })
-                    .collect(),
-            });
-        }
-        match out.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => return Ok(Review::Changes(changes)),
-        }
-    }
+    Ok(Review::Changes(changes))
 }
 
 /// Let the change set's verdicts win. `false` when it has none to give (modified
 /// resources without `Replacement`, as moto reports them).
-fn apply(diff: &mut StackDiff, changes: &[CsChange]) -> bool {
-    let modified: Vec<&CsChange> = changes
+fn apply(diff: &mut StackDiff, changes: &[Change]) -> bool {
+    let modified: Vec<&Change> = changes
         .iter()
-        .filter(|c| c.action == Some(ChangeAction::Modify))
+        .filter(|c| c.action == ChangeAction::Modify)
         .collect();
     if !modified.is_empty() && modified.iter().all(|c| c.replacement.is_none()) {
         return false;
     }
     for c in modified {
         let Some(rep) = &c.replacement else { continue };
-        let impact = match rep {
-            CfnReplacement::True => Impact::Replace,
-            CfnReplacement::Conditional => Impact::MayReplace,
+        let impact = match rep.as_str() {
+            "True" => Impact::Replace,
+            "Conditional" => Impact::MayReplace,
             _ => Impact::InPlace,
         };
         let idx = match diff
@@ -551,13 +384,13 @@ fn apply(diff: &mut StackDiff, changes: &[CsChange]) -> bool {
                     properties: c
                         .details
                         .iter()
-                        .map(|(path, rec)| PathChange {
-                            path: path.clone(),
+                        .map(|d| PathChange {
+                            path: d.path.clone(),
                             old: None,
                             new: None,
-                            replacement: match rec {
-                                Some(RequiresRecreation::Always) => Replacement::Always,
-                                Some(RequiresRecreation::Conditionally) => Replacement::Conditional,
+                            replacement: match d.recreation.as_deref() {
+                                Some("Always") => Replacement::Always,
+                                Some("Conditionally") => Replacement::Conditional,
                                 _ => Replacement::Never,
                             },
                             via_parameter: None,
@@ -604,17 +437,17 @@ mod tests {
         )
     }
 
-    fn change(id: &str, ty: &str, replacement: Option<CfnReplacement>) -> CsChange {
-        CsChange {
-            action: Some(ChangeAction::Modify),
+    fn change(id: &str, ty: &str, replacement: Option<&str>) -> Change {
+        Change {
+            action: ChangeAction::Modify,
             logical_id: id.into(),
             resource_type: ty.into(),
-            replacement,
+            replacement: replacement.map(str::to_string),
             scope: vec!["Properties".into()],
-            details: vec![(
-                "Properties.TableName".into(),
-                Some(RequiresRecreation::Always),
-            )],
+            details: vec![crate::plan::ChangeDetail {
+                path: "Properties.TableName".into(),
+                recreation: Some("Always".into()),
+            }],
         }
     }
 
@@ -625,12 +458,8 @@ mod tests {
         let used = apply(
             &mut d,
             &[
-                change("Fn", "AWS::Lambda::Function", Some(CfnReplacement::True)),
-                change(
-                    "Table",
-                    "AWS::DynamoDB::Table",
-                    Some(CfnReplacement::Conditional),
-                ),
+                change("Fn", "AWS::Lambda::Function", Some("True")),
+                change("Table", "AWS::DynamoDB::Table", Some("Conditional")),
             ],
         );
         assert!(used);

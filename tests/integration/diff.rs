@@ -1,23 +1,19 @@
 //! `barkctl diff` against the local emulator: a project's stacks are deployed
-//! (synthesized by barkctl, created through the CloudFormation API with the
-//! parameters deploy passes), then diffed before and after a parameter change.
+//! with `barkctl deploy` itself (its names, tags and parameters, no copy of
+//! them here), then diffed before and after a parameter change, and the
+//! change's `deploy --dry-run --json` plan is checked against what diff shows.
 //! Also pins that diff is read-only: stacks, templates and change-set lists are
 //! the same before and after it runs, change-set method included.
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use aws_sdk_cloudformation::config::Credentials;
-use aws_sdk_cloudformation::types::{Capability, Parameter};
 use serde_json::Value;
 
-use crate::harness::{self, repo_root, Run};
+use crate::harness::{self, fixture, repo_root, Run};
 
-const BUCKET: &str = "barkctl-diff-test-assets";
-
-/// A copy of the BarkBase project with its own emulator on a free port.
+/// A copy of a project with its own emulator on a free port.
 /// Dropping it runs `local down`, which stops the server it started.
 struct Local {
     _tmp: tempfile::TempDir,
@@ -45,8 +41,13 @@ impl Local {
     }
 
     fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    fn run_with(&self, args: &[&str], env: &[(&str, &Path)]) -> Run {
         let out = harness::barkctl(&self.dir)
             .args(args)
+            .envs(env.iter().copied())
             .arg("--endpoint-url")
             .arg(self.endpoint())
             .env("BARKCTL_LOCAL_PORT", self.port.to_string())
@@ -101,19 +102,6 @@ impl Local {
             .await;
         aws_sdk_cloudformation::Client::new(&sdk)
     }
-
-    async fn s3(&self) -> aws_sdk_s3::Client {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-            .load()
-            .await;
-        let conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
-    }
 }
 
 impl Drop for Local {
@@ -129,125 +117,6 @@ fn tools_venv() -> PathBuf {
     std::env::var_os("BARKCTL_TOOLS_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".barkctl/local/venv"))
-}
-
-/// `PropertyArchival` from `property-archival`, as barkctl names parameters.
-fn pascal(s: &str) -> String {
-    s.split(['-', '_'])
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-/// Create every stack from `barkctl synth` output in deploy order, filling the
-/// parameters barkctl adds: upstream outputs by name, the asset bucket, code keys
-/// of zips that exist in the bucket (moto's Lambda reads them).
-async fn deploy(local: &Local, synth_dir: &Path, sc: &Scenario) {
-    let s3 = local.s3().await;
-    s3.create_bucket()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("create bucket");
-    s3.put_object()
-        .bucket(BUCKET)
-        .key("bundles/test.zip")
-        .body(minimal_zip().into())
-        .send()
-        .await
-        .expect("put bundle");
-    let cfn = local.client().await;
-    let mut outputs: BTreeMap<String, String> = BTreeMap::new();
-    for stack in sc.stacks {
-        let name = format!("{}-local-{stack}", sc.app);
-        let body = std::fs::read_to_string(synth_dir.join(format!("{name}.template.json")))
-            .expect("synthesized template");
-        let template: Value = serde_json::from_str(&body).expect("template JSON");
-        let mut params = Vec::new();
-        for p in template["Parameters"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect::<Vec<_>>())
-            .unwrap_or_default()
-        {
-            let value = if p == "AssetsBucket" {
-                BUCKET.to_string()
-            } else if p.ends_with("CodeKey") {
-                "bundles/test.zip".to_string()
-            } else if let Some(v) = outputs.get(&p) {
-                v.clone()
-            } else {
-                // A template parameter with a Default: deploy passes nothing.
-                continue;
-            };
-            params.push(
-                Parameter::builder()
-                    .parameter_key(p)
-                    .parameter_value(value)
-                    .build(),
-            );
-        }
-        // The tags deploy sets: barkctl's own plus the project's.
-        let tags = [
-            ("barkctl:app", sc.app.to_string()),
-            ("barkctl:stage", "local".to_string()),
-            ("barkctl:stack", stack.to_string()),
-            ("project", sc.app.to_string()),
-        ]
-        .map(|(k, v)| {
-            aws_sdk_cloudformation::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-        });
-        cfn.create_stack()
-            .stack_name(&name)
-            .set_tags(Some(tags.to_vec()))
-            .template_body(body)
-            .set_parameters(Some(params))
-            .capabilities(Capability::CapabilityIam)
-            .capabilities(Capability::CapabilityNamedIam)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create {name}: {e:?}"));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let d = cfn
-                .describe_stacks()
-                .stack_name(&name)
-                .send()
-                .await
-                .expect("describe");
-            let s = &d.stacks()[0];
-            let status = s
-                .stack_status()
-                .map(|x| x.as_str().to_string())
-                .unwrap_or_default();
-            if status == "CREATE_COMPLETE" {
-                for o in s.outputs() {
-                    if let (Some(k), Some(v)) = (o.output_key(), o.output_value()) {
-                        outputs.insert(format!("{}{k}", pascal(stack)), v.to_string());
-                    }
-                }
-                break;
-            }
-            assert!(
-                status.ends_with("IN_PROGRESS") && Instant::now() < deadline,
-                "{name}: {status}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// The smallest valid zip archive (an empty one): moto stores it as the code.
-fn minimal_zip() -> Vec<u8> {
-    let mut z = vec![0x50, 0x4b, 0x05, 0x06];
-    z.extend_from_slice(&[0u8; 18]);
-    z
 }
 
 /// Everything diff must leave alone: per stack its status, last update, template
@@ -297,13 +166,11 @@ async fn snapshot(local: &Local, sc: &Scenario) -> Vec<String> {
 /// One project, deployed, then one parameter changed in one stack file.
 struct Scenario {
     app: &'static str,
-    /// `barkctl deploy --stage local`, else the stacks are created directly from
-    /// `barkctl synth` output (projects whose bundles cannot be built in a temp
-    /// copy: their lambda sources are not copied).
-    deploy_with_barkctl: bool,
     /// Deploy order.
     stacks: &'static [&'static str],
     changed: &'static str,
+    /// Stacks that take the changed stack's outputs as parameters.
+    downstream: &'static [&'static str],
     /// The edit of `stacks/<changed>.yaml`: this text becomes that.
     edit: (&'static str, &'static str),
     /// What the change does: resources of this type, each with one property
@@ -322,21 +189,7 @@ fn run_scenario(project: (tempfile::TempDir, PathBuf), sc: Scenario) {
         .enable_all()
         .build()
         .expect("runtime");
-    if sc.deploy_with_barkctl {
-        local.run(&["deploy", "--stage", "local"]).assert_ok();
-    } else {
-        let synth = local.dir.join("synth-out");
-        local
-            .run(&[
-                "synth",
-                "--stage",
-                "local",
-                "--out",
-                synth.to_str().expect("utf-8 path"),
-            ])
-            .assert_ok();
-        rt.block_on(deploy(&local, &synth, &sc));
-    }
+    local.run(&["deploy", "--stage", "local"]).assert_ok();
     let before = rt.block_on(snapshot(&local, &sc));
     let name = |stack: &str| format!("{}-local-{stack}", sc.app);
 
@@ -446,9 +299,97 @@ fn run_scenario(project: (tempfile::TempDir, PathBuf), sc: Scenario) {
 
     assert_eq!(local.diff_writes(), cs_pairs(2));
 
-    // Read-only: the stacks, their templates and change-set lists are as before.
+    // Deploy's own plan for the same state agrees: the changed stack is to be
+    // updated for its template (stack params render into it); a stack taking
+    // its outputs waits for them (they may change), any other is skipped.
+    let r = local.run(&["deploy", "--stage", "local", "--dry-run", "--json"]);
+    r.assert_ok();
+    let plan: Value = serde_json::from_str(&r.stdout).expect("--dry-run --json prints JSON");
+    let planned = plan["stacks"].as_array().expect("plan stacks");
+    assert_eq!(planned.len(), sc.stacks.len(), "{plan:#}");
+    let changed_wave = planned
+        .iter()
+        .find(|p| p["stack_name"] == name(sc.changed))
+        .map(|p| p["wave"].clone())
+        .expect("the changed stack is planned");
+    for (p, stack) in planned.iter().zip(sc.stacks) {
+        assert_eq!(p["stack_name"], name(stack), "deploy order: {plan:#}");
+        if *stack == sc.changed {
+            assert_eq!(p["action"], "update", "{p:#}");
+            assert_eq!(p["what"], serde_json::json!(["template"]), "{p:#}");
+        } else if sc.downstream.contains(stack) {
+            assert!(p["wave"].as_u64() > changed_wave.as_u64(), "{plan:#}");
+            assert_eq!(p["action"], "update", "{p:#}");
+            assert_eq!(
+                p["what"],
+                serde_json::json!(["parameters (pending upstream outputs)"]),
+                "{p:#}"
+            );
+        } else {
+            assert_eq!(p["action"], "skip", "{p:#}");
+        }
+    }
+
+    // Read-only (diff and the dry run): the stacks, their templates and
+    // change-set lists are as before.
     let after = rt.block_on(snapshot(&local, &sc));
     assert_eq!(before, after);
+
+    // Deploying the change updates that stack alone (its outputs stay the same,
+    // so the stacks taking them find nothing to do), and diff agrees afterwards.
+    let plan_log = local.dir.join("plans.log");
+    let r = local.run_with(
+        &["deploy", "--stage", "local"],
+        &[("BARKCTL_PLAN_LOG", &plan_log)],
+    );
+    r.assert_ok();
+    // The plan deploy executed is the one the dry run printed: the same value
+    // for each stack whose inputs were all known; a stack that waited for
+    // upstream outputs has them filled in when its wave starts (unchanged: skip).
+    let executed: Vec<Value> = std::fs::read_to_string(&plan_log)
+        .expect("BARKCTL_PLAN_LOG written")
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("one JSON plan a line"))
+        // barkctl's toolkit stack is deployed through the same run first.
+        .filter(|e| e["stack"] != "toolkit")
+        .collect();
+    assert_eq!(executed.len(), planned.len(), "{executed:#?}");
+    for dry in planned {
+        let done = executed
+            .iter()
+            .find(|e| e["stack_name"] == dry["stack_name"])
+            .unwrap_or_else(|| panic!("{} executed: {executed:#?}", dry["stack_name"]));
+        let pending = dry["what"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains("pending")))
+        });
+        if pending {
+            let mut filled = dry.clone();
+            filled["action"] = serde_json::json!("skip");
+            filled["reason"] = serde_json::json!("unchanged");
+            filled.as_object_mut().map(|o| o.remove("what"));
+            assert_eq!(done, &filled, "completed at its wave");
+        } else {
+            assert_eq!(done, dry, "executed as planned");
+        }
+    }
+    for stack in sc.stacks {
+        let want = if *stack == sc.changed {
+            "updated"
+        } else {
+            "unchanged"
+        };
+        assert!(
+            r.stderr.lines().any(|l| {
+                let mut words = l.split_whitespace();
+                words.next() == Some(name(stack).as_str()) && words.next() == Some(want)
+            }),
+            "{stack} {want}:\n{}",
+            r.stderr
+        );
+    }
+    let r = local.diff(&["--fail", "--method", "template"]);
+    assert_eq!(r.code, 0, "{r:#?}");
 }
 
 #[test]
@@ -457,9 +398,9 @@ fn diff_of_the_hello_example_is_exact_and_read_only() {
         harness::copy_project(&repo_root().join("examples/hello")),
         Scenario {
             app: "hello",
-            deploy_with_barkctl: true,
             stacks: &["queue", "alerts"],
             changed: "queue",
+            downstream: &["alerts"],
             edit: (
                 "visibility_timeout_seconds: 60",
                 "visibility_timeout_seconds: 90",
@@ -473,19 +414,31 @@ fn diff_of_the_hello_example_is_exact_and_read_only() {
         },
     );
 }
+/// A stateful resource, and a downstream stack that takes the changed stack's
+/// outputs as parameters (unchanged: diff resolves them from the deployed stack).
 #[test]
-fn diff_of_barkbase_is_exact_and_read_only() {
+fn diff_of_a_stateful_change_with_a_downstream_stack_is_exact_and_read_only() {
+    let (tmp, dir) = harness::copy_project(&fixture("minimal"));
+    let project = dir.join("stacks/project.yaml");
+    let text = std::fs::read_to_string(&project).expect("project.yaml");
+    std::fs::write(
+        &project,
+        text + "  local:\n    local: true\n    endpoint_url: http://127.0.0.1:4566\n    region: us-east-1\n",
+    )
+    .expect("write project.yaml");
     run_scenario(
-        harness::copy_barkbase(),
+        (tmp, dir),
         Scenario {
-            app: "barkbase",
-            deploy_with_barkctl: false,
-            stacks: &["network", "database", "realtime", "jobs", "experience"],
-            changed: "realtime",
-            edit: ("\nparams:\n", "\nparams:\n  log_retention_days: 14\n"),
+            app: "mini",
+            stacks: &["store", "api"],
+            changed: "store",
+            downstream: &["api"],
+            edit: (
+                "table_suffix: items",
+                "table_suffix: items\n  retention_days: 14",
+            ),
             resource_type: "AWS::Logs::LogGroup",
-            // connect, disconnect, message, broadcast, sweeper
-            resources: 5,
+            resources: 1,
             path: "Properties.RetentionInDays",
             old: serde_json::json!(7),
             new: serde_json::json!(14),
