@@ -628,7 +628,10 @@ fn realtime_functions_get_only_the_settings_and_grants_their_code_uses() {
         let connect = &t["Resources"]["ConnectFunction"]["Properties"]["Environment"]["Variables"];
         assert_eq!(connect["JWT_SECRET_ARN"]["Ref"], "JwtSecret");
         assert_eq!(connect["RESUME_FUNCTION"]["Ref"], "MessageFunction");
-        assert!(connect.get("HISTORY_TABLE").is_none(), "connect never reads the history");
+        assert!(
+            connect.get("HISTORY_TABLE").is_none(),
+            "connect never reads the history"
+        );
         assert_eq!(connect["JWT_ISSUER"], "barkbase-auth");
         assert_eq!(connect["JWT_AUDIENCE"], "barkbase-realtime");
         assert_eq!(connect["MAX_CONNECTIONS_PER_USER"], "5");
