@@ -6,7 +6,8 @@
 #   (b) cold start per handler (process start to its first `/invocation/next` under
 #       `barkctl dev`'s runtime: `benches/dev_runtime.rs`) of the same profiles built
 #       for this machine (`BARKCTL_CARGO_PROFILE=P barkctl build --stage local`): an
-#       arm64 binary would only run here under qemu, which measures qemu;
+#       arm64 binary only runs here under qemu, which measures qemu (`P-qemu` does
+#       that, on the arm64 bundles of (a): an upper bound, no host build needed);
 #   (c) a no-change `deploy --stage local` (median of N), with the debug barkctl the
 #       README's `cargo run` runs and through `cargo run` itself, against an emulator
 #       on a free 127.0.0.1 port;
@@ -17,7 +18,7 @@
 #   (e) scripts/bench-hotswap.sh: hotswap of one changed handler vs a full deploy.
 #
 # Usage: scripts/bench.sh [--cold] [--rounds N] [--hotswap-rounds N]
-#                         [--cold-start-profiles lambda,release]
+#                         [--cold-start-profiles lambda,release,lambda-qemu]
 #                         [--no-sizes] [--no-cold-start] [--no-deploy] [--no-hotswap]
 # Builds in CARGO_TARGET_DIR (else ./target); a first run builds the handlers four
 # times over (two profiles, two architectures): tens of minutes on two cores.
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     --no-cold-start) coldstart=0 ;;
     --no-deploy) deploy=0 ;;
     --no-hotswap) hotswap=0 ;;
-    -h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "bench: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -125,9 +126,25 @@ fi
 if [ "$coldstart" = 1 ]; then
   : >"$work/cold"
   for p in ${cs_profiles//,/ }; do
-    echo "bench: (b) $host binaries, profile $p (barkctl build --stage local)" >&2
-    build_bundles "$p" local "$work/build-host-$p.log" >/dev/null
-    dir=$(dirname "$(python3 - "$target" "$(head -1 "$work/crates")" <<'PY'
+    if [ "${p%-qemu}" != "$p" ]; then
+      # The arm64 bundles of (a) (or a build of them), each started through
+      # qemu-aarch64 by a one-line wrapper: emulation makes these an upper bound.
+      sysroot=/usr/aarch64-linux-gnu
+      [ -x /usr/bin/qemu-aarch64 ] && [ -e $sysroot/lib/ld-linux-aarch64.so.1 ] \
+        || { echo "bench: $p needs qemu-aarch64 and $sysroot (Debian: qemu-user, libc6-arm64-cross)" >&2; exit 2; }
+      echo "bench: (b) arm64 binaries under qemu-aarch64, profile ${p%-qemu}" >&2
+      build_bundles "${p%-qemu}" dev "$work/build-qemu-$p.log" >/dev/null
+      dir=$work/qemu-$p
+      mkdir -p "$dir"
+      while read -r c; do
+        printf '#!/bin/sh\nexec /usr/bin/qemu-aarch64 -L %s %s "$@"\n' "$sysroot" \
+          "$target/aarch64-unknown-linux-gnu/${p%-qemu}/$c" >"$dir/$c"
+        chmod +x "$dir/$c"
+      done <"$work/crates"
+    else
+      echo "bench: (b) $host binaries, profile $p (barkctl build --stage local)" >&2
+      build_bundles "$p" local "$work/build-host-$p.log" >/dev/null
+      dir=$(dirname "$(python3 - "$target" "$(head -1 "$work/crates")" <<'PY'
 import pathlib, sys
 # The binary recorded by the bundle's stamp: `target/<profile>/<crate>` or
 # `target/<triple>/<profile>/<crate>`.
@@ -135,6 +152,7 @@ stamp = pathlib.Path(sys.argv[1], "lambda", sys.argv[2], "bootstrap.stamp").read
 print(stamp.split("\t")[0].split("\n")[0])
 PY
 )")
+    fi
     DEV_RUNTIME_BIN_DIR=$dir cargo bench --workspace --quiet --profile dev --bench dev_runtime 2>/dev/null \
       | sed -n -e "s/^cold start \([^ ]*\) (.*): median \([0-9.]*\) ms.*/$p \1 \2/p" \
         -e "s/^cold start \([^ ]*\): never reached.*/$p \1 never-reached/p" \
@@ -142,7 +160,7 @@ PY
   done
   {
     echo
-    echo "(b) cold start, process start to first /invocation/next, median of 5, ms ($host); goal: <= 20 ms"
+    echo "(b) cold start, process start to first /invocation/next, median of 5, ms ($host builds; *-qemu: arm64 under qemu-aarch64); goal: <= 20 ms"
     printf '%-24s' handler
     for p in ${cs_profiles//,/ }; do printf ' %12s' "$p"; done
     printf '  %s\n' "${cs_profiles%%,*} vs goal"
