@@ -5,6 +5,10 @@
 //!   API: 1,000 sequential calls, p50 / p99 / max;
 //! - cold start of each handler binary found under target/{release,debug}: from
 //!   process start to its first `/invocation/next`, median of 5.
+//!
+//! `DEV_RUNTIME_BIN_DIR=DIR` looks for the binaries in DIR only (another profile or
+//! target triple: `scripts/bench.sh` measures the `lambda` profile so); the warm
+//! figure is then skipped when DIR has no ticker-tick.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ const HANDLERS: &[&str] = &[
     "realtime-disconnect",
     "realtime-message",
     "realtime-broadcast",
+    "realtime-sweeper",
     "stream-processor",
     "db-healthcheck",
     "jobs-migration",
@@ -27,13 +32,26 @@ const HANDLERS: &[&str] = &[
     "jobs-property-deletion",
 ];
 
-fn binary(name: &str) -> Option<(PathBuf, &'static str)> {
+/// The directory named by `DEV_RUNTIME_BIN_DIR`, if any.
+fn bin_dir() -> Option<PathBuf> {
+    std::env::var_os("DEV_RUNTIME_BIN_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The handler's binary and a label for the build it comes from.
+fn binary(name: &str) -> Option<(PathBuf, String)> {
+    if let Some(dir) = bin_dir() {
+        let b = dir.join(name);
+        let label = dir.display().to_string();
+        return b.is_file().then_some((b, label));
+    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
     ["release", "debug"]
         .into_iter()
-        .map(|p| (target.join(p).join(name), p))
+        .map(|p| (target.join(p).join(name), p.to_string()))
         .find(|(b, _)| b.is_file())
 }
 
@@ -96,11 +114,19 @@ async fn main() {
             .unwrap_or_default()
             .trim()
     );
-    let Some((tick, profile)) = binary("ticker-tick") else {
-        eprintln!("ticker-tick is not built: run `cargo build --workspace` first");
-        std::process::exit(1);
-    };
-    // Warm latency.
+    match binary("ticker-tick") {
+        Some((tick, profile)) => warm(tick, &profile).await,
+        None if bin_dir().is_some() => println!("warm invoke: ticker-tick is not in the directory"),
+        None => {
+            eprintln!("ticker-tick is not built: run `cargo build --workspace` first");
+            std::process::exit(1);
+        }
+    }
+    cold_starts().await;
+}
+
+/// Warm latency: 1,000 sequential invokes of ticker-tick.
+async fn warm(tick: PathBuf, profile: &str) {
     let runtime = Runtime::start(vec![spec("tick", tick)], 0, Arc::new(|_| {}))
         .await
         .expect("runtime");
@@ -123,8 +149,10 @@ async fn main() {
         ms(percentile(&times, 0.99)),
         ms(times[times.len() - 1])
     );
+}
 
-    // Cold starts: process start to first /next.
+/// Cold starts: process start to first /next, per handler.
+async fn cold_starts() {
     for name in HANDLERS {
         let Some((bin, profile)) = binary(name) else {
             println!("cold start {name}: not built");

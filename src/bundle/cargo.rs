@@ -134,6 +134,21 @@ pub(crate) fn profile(stage: &crate::project::Stage, ws: &Workspace) -> String {
     p.to_string()
 }
 
+/// What to pass after `--target`: the cross target, else the host triple when
+/// the profile is named like the bundles' directory. A host build with the
+/// `lambda` profile lands in `target/lambda/<crate>`, the path of the crate's
+/// bundle directory (`target/lambda/<crate>/bootstrap.zip`): one of the two
+/// cannot be created. Naming the host triple moves the binary to
+/// `target/<triple>/lambda/`; nothing else builds with that profile, so no
+/// dependency build is lost.
+fn target_arg<'a>(support: &'a TargetSupport, profile: &str) -> Option<&'a str> {
+    match &support.cargo_target {
+        Some(t) => Some(t),
+        None if profile == super::BUNDLES_DIR => Some(support.triple),
+        None => None,
+    }
+}
+
 /// Run one `cargo build --release` of `packages` (a superset of the wanted
 /// crates): wanted crate name -> executable path, and how many compile units
 /// cargo reported.
@@ -171,7 +186,7 @@ pub(crate) fn build(
         cmd.arg("build");
     }
     cmd.args(["--profile", profile]);
-    if let Some(target) = &support.cargo_target {
+    if let Some(target) = target_arg(support, profile) {
         cmd.args(["--target", target]);
     }
     for p in packages {

@@ -21,6 +21,9 @@ pub use select::{all_functions, functions_of, select, FunctionRef};
 use crate::project::{Architecture, Project, Stage};
 use crate::toolchain;
 
+/// The directory under cargo's target dir that holds one directory per bundle.
+const BUNDLES_DIR: &str = "lambda";
+
 /// A built, zipped Lambda binary.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Bundle {
@@ -179,7 +182,7 @@ pub fn build_functions(
         color: options.color,
     };
     let profile = cargo::profile(&options.stage, &ws);
-    let lambda_dir = ws.target_dir.join("lambda");
+    let lambda_dir = ws.target_dir.join(BUNDLES_DIR);
     let mut binaries: Vec<(String, PathBuf, Architecture)> = Vec::new();
     for wanted in groups.values() {
         let (arch, _) = &crates[&wanted[0].crate_name];

@@ -164,6 +164,33 @@ fn build_selects_functions_by_stack_key_or_crate() {
     );
 }
 
+/// Regression: a host build with a profile named `lambda` (the default of cloud
+/// stages in a workspace that defines it) put each binary at
+/// `target/lambda/<crate>`, the path of the crate's bundle directory, and the
+/// build failed with "File exists" (or cargo did, once the directory existed).
+#[test]
+fn a_host_build_with_the_lambda_profile_keeps_binaries_out_of_the_bundle_dirs() {
+    let (_tmp, dir) = project();
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("manifest");
+    harness::write(
+        &manifest,
+        &format!("{text}\n[profile.lambda]\ninherits = \"release\"\n"),
+    );
+    for round in ["first", "second"] {
+        let run = build(&dir, &[]);
+        run.assert_ok();
+        assert!(zip_path(&dir, "hello").is_file(), "{round} build");
+    }
+    let (_, _, content) = entry(&zip_path(&dir, "hello"));
+    let host = barkctl::toolchain::host_triple().expect("a linux host");
+    let binary = std::fs::read(dir.join("target").join(host).join("lambda/hello")).expect("binary");
+    assert_eq!(
+        content, binary,
+        "the bundle holds the lambda-profile binary"
+    );
+}
+
 #[test]
 fn build_of_an_unknown_function_exits_2_listing_the_known_ones() {
     let (_tmp, dir) = project();
