@@ -180,33 +180,65 @@ async fn connection_ids(ddb: &aws_sdk_dynamodb::Client, user: &str) -> Vec<Strin
         .collect()
 }
 
+/// BarkBase deployed on a fresh emulator and served by `barkctl dev`, with what the
+/// tests talk to it with. Fields are dropped in order: dev before the emulator,
+/// the in-place turn last.
+struct Live {
+    _one: std::sync::MutexGuard<'static, ()>,
+    _emu: Emulator,
+    p: Project,
+    dev: Dev,
+    url: String,
+    rt: tokio::runtime::Runtime,
+    conf: aws_config::SdkConfig,
+    ddb: aws_sdk_dynamodb::Client,
+    secret: String,
+}
+
+impl Live {
+    fn start() -> Live {
+        let one = super::dev::BARKBASE_IN_PLACE
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let emu = Emulator::start();
+        let p = Project {
+            root: repo_root(),
+            endpoint: emu.url(),
+        };
+        p.run(&["deploy", "--stage", "local"]).assert_ok();
+        let dev = Dev::start(&p, &["--port", "0"]);
+        let url = ws_url(&dev);
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let conf = rt.block_on(sdk(&p.endpoint));
+        let ddb = aws_sdk_dynamodb::Client::new(&conf);
+        let secret = rt.block_on(jwt_secret(&conf));
+        Live {
+            _one: one,
+            _emu: emu,
+            p,
+            dev,
+            url,
+            rt,
+            conf,
+            ddb,
+            secret,
+        }
+    }
+}
+
 #[test]
 fn websocket_clients_reach_the_realtime_handlers_through_the_local_gateway() {
-    let _one = super::dev::BARKBASE_IN_PLACE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let emu = Emulator::start();
-    let p = Project {
-        root: repo_root(),
-        endpoint: emu.url(),
-    };
-    p.run(&["deploy", "--stage", "local"]).assert_ok();
-    let dev = Dev::start(&p, &["--port", "0"]);
-    let url = ws_url(&dev);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let conf = rt.block_on(sdk(&p.endpoint));
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let secret = rt.block_on(async {
-        let sm = aws_sdk_secretsmanager::Client::new(&conf);
-        let v = sm
-            .get_secret_value()
-            .secret_id("barkbase/local/realtime/jwt")
-            .send()
-            .await
-            .expect("jwt secret");
-        let j: Value = serde_json::from_str(v.secret_string().unwrap_or_default()).expect("json");
-        j["secret"].as_str().expect("secret key").to_string()
-    });
+    let Live {
+        _one,
+        _emu,
+        p,
+        dev,
+        url,
+        rt,
+        conf,
+        ddb,
+        secret,
+    } = Live::start();
     let short = Duration::from_millis(1500);
     let wait = Duration::from_secs(5);
 
@@ -445,21 +477,17 @@ async fn jwt_secret(conf: &aws_config::SdkConfig) -> String {
 /// is limited then closed, and a client that drops gets what it missed on reconnect.
 #[test]
 fn connections_end_with_their_token_floods_are_closed_and_reconnects_resume() {
-    let _one = super::dev::BARKBASE_IN_PLACE
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    let emu = Emulator::start();
-    let p = Project {
-        root: repo_root(),
-        endpoint: emu.url(),
-    };
-    p.run(&["deploy", "--stage", "local"]).assert_ok();
-    let dev = Dev::start(&p, &["--port", "0"]);
-    let url = ws_url(&dev);
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let conf = rt.block_on(sdk(&p.endpoint));
-    let ddb = aws_sdk_dynamodb::Client::new(&conf);
-    let secret = rt.block_on(jwt_secret(&conf));
+    let Live {
+        _one,
+        _emu,
+        p,
+        dev,
+        url,
+        rt,
+        conf: _,
+        ddb,
+        secret,
+    } = Live::start();
     let wait = Duration::from_secs(5);
     let short = Duration::from_millis(1500);
 
