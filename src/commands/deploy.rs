@@ -166,15 +166,7 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
             Some(r) => r?,
             None => {
                 progress::finish(reporter.as_ref());
-                let in_progress = in_flight
-                    .lock()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                return Err(deploy::Error::Interrupted {
-                    in_progress,
-                    command: "deploy",
-                }
-                .into());
+                return Err(deploy::Error::interrupted(&in_flight, "deploy").into());
             }
         };
         progress::finish(reporter.as_ref());

@@ -92,14 +92,7 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
             Some(r) => Ok(r),
             None => {
                 progress::finish(reporter.as_ref());
-                let in_progress = in_flight
-                    .lock()
-                    .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                Err(Error::from(DeployError::Interrupted {
-                    in_progress,
-                    command: "destroy",
-                }))
+                Err(Error::from(DeployError::interrupted(&in_flight, "destroy")))
             }
         }
     })??;

@@ -91,7 +91,7 @@ async fn swap(
             .send()
             .await
             .map_err(|e| aws_err(stack_name, "UpdateFunctionCode", describe_error(&e)))?;
-        wait_updated(lambda, stack_name, name).await?;
+        wait_updated(lambda, stack_name, name, "UpdateFunctionCode").await?;
     }
     if let Some(env) = &f.environment {
         let mut current: HashMap<String, String> = HashMap::new();
@@ -133,17 +133,18 @@ async fn swap(
                     describe_error(&e),
                 )
             })?;
-        wait_updated(lambda, stack_name, name).await?;
+        wait_updated(lambda, stack_name, name, "UpdateFunctionConfiguration").await?;
     }
     Ok(())
 }
 
-/// Poll GetFunction until the update settles. An endpoint that does not report
-/// `LastUpdateStatus` applied the update synchronously.
+/// Poll GetFunction until the update `operation` started settles. An endpoint that
+/// does not report `LastUpdateStatus` applied the update synchronously.
 async fn wait_updated(
     lambda: &aws_sdk_lambda::Client,
     stack_name: &str,
     name: &str,
+    operation: &'static str,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let mut backoff = Backoff::new();
@@ -164,7 +165,7 @@ async fn wait_updated(
                     .unwrap_or("no reason given");
                 return Err(aws_err(
                     stack_name,
-                    "UpdateFunctionCode",
+                    operation,
                     format!("the update of `{name}` failed: {reason}"),
                 ));
             }

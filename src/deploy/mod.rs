@@ -200,6 +200,19 @@ fn failed_message(
 
 impl Error {
     /// The process exit code for this error (see README "Exit codes").
+    /// Ctrl-C during `command`: the operations `in_flight` says CloudFormation
+    /// still runs.
+    pub fn interrupted(in_flight: &InFlight, command: &'static str) -> Self {
+        let in_progress = in_flight
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Error::Interrupted {
+            in_progress,
+            command,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         use crate::error::exit;
         match self {
