@@ -9,7 +9,7 @@
 //! (`BARKCTL_POLL_MAX_MS`), so the asynchronous operations cost little time.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,12 +27,7 @@ pub(super) struct Proxy {
     _dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+use super::harness::free_port;
 
 /// One HTTP/1.0 exchange: (status, body).
 fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {

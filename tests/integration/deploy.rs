@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,10 +35,7 @@ impl Emulator {
 
     /// With moto settings in its environment (`S3_UPLOAD_PART_MIN_SIZE`, ...).
     pub(super) fn start_with_env(env: &[(&str, &str)]) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = harness::free_port();
         let dir = tempfile::tempdir().expect("tmp");
         let log = std::fs::File::create(dir.path().join("moto.log")).expect("log");
         let python = harness::tool("python");

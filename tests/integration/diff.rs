@@ -5,7 +5,6 @@
 //! Also pins that diff is read-only: stacks, templates and change-set lists are
 //! the same before and after it runs, change-set method included.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use aws_sdk_cloudformation::config::Credentials;
@@ -23,10 +22,7 @@ struct Local {
 
 impl Local {
     fn new((tmp, dir): (tempfile::TempDir, PathBuf)) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = harness::free_port();
         let local = Local {
             _tmp: tmp,
             dir,
@@ -454,10 +450,7 @@ fn diff_exits_2_on_bad_input_and_3_when_aws_cannot_be_reached() {
     r.assert_invalid(&["unknown stack `nosuch`"]);
 
     // A port nothing listens on: the error names the stack and says what to do.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = harness::free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     // A non-local stage: on `local` barkctl would start the emulator there.
     let out = harness::barkctl(&dir)

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Mutex;
 
 /// The workspace root (this repository).
 pub fn repo_root() -> PathBuf {
@@ -141,4 +144,21 @@ pub fn tool(name: &str) -> PathBuf {
         return local;
     }
     PathBuf::from(name)
+}
+
+/// A loopback port that no other test of this process has been given. The OS may
+/// hand a port just released by one `bind(0)` to the next, and two tests whose
+/// servers race for one port end up talking to the same server (seen: a deploy
+/// that met another test's stage lock, then that test's emulator going away).
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
 }

@@ -88,10 +88,7 @@ fn tools_venv() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".barkctl/local/venv"))
 }
 
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
-}
+use super::harness::free_port;
 
 /// The pid in `running: pid N at <endpoint> (log: ...)`.
 fn running_pid(stdout: &str, endpoint: &str) -> u32 {
