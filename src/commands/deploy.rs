@@ -142,9 +142,9 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
         let work = async {
             let bucket = if needs_bucket {
                 let bucket = toolkit.bucket(&app)?;
-                for b in bundles.values() {
-                    assets::upload(&s3, &bucket, b, reporter.as_ref()).await?;
-                }
+                let all: Vec<&assets::Asset> = bundles.values().collect();
+                let folder = format!("{app}/");
+                assets::upload_all(&s3, &bucket, &folder, &all, reporter.as_ref()).await?;
                 Some(bucket)
             } else {
                 None

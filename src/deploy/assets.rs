@@ -115,21 +115,85 @@ async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool
     Ok(out.contents().iter().any(|o| o.key() == Some(key)))
 }
 
-/// Upload `asset` unless its key is there already. Returns whether it uploaded.
-pub async fn upload(
+/// Which of `keys` are in `bucket` already, in one ListObjectsV2 where it can:
+/// bundles share the folder `<prefix>` (`<app>/`), so one page of that folder
+/// (delimiter `/`, up to 1,000 keys) answers for all of them. Keys the page does
+/// not settle (another folder, or a folder of more than one page) are asked one
+/// by one, so a call costs at most one request more than asking each.
+async fn existing(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    keys: &[&str],
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let mut found = std::collections::BTreeSet::new();
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let page = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .delimiter("/")
+        .send()
+        .await
+        .map_err(|e| Error::Aws {
+            stack: None,
+            operation: "ListObjectsV2",
+            message: describe_error(&e),
+        })?;
+    found.extend(
+        page.contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .map(String::from),
+    );
+    let complete = !page.is_truncated().unwrap_or(false);
+    for key in keys {
+        let in_folder = key
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.contains('/'));
+        let settled = found.contains(*key) || (complete && in_folder);
+        if !settled && exists(s3, bucket, key).await? {
+            found.insert(key.to_string());
+        }
+    }
+    Ok(found)
+}
+
+/// Upload each of `assets` whose key is not there already (`prefix`: the folder
+/// they share, see `existing`). Returns how many it uploaded.
+pub async fn upload_all(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    assets: &[&Asset],
+    reporter: &dyn Reporter,
+) -> Result<usize, Error> {
+    let keys: Vec<&str> = assets.iter().map(|a| a.key.as_str()).collect();
+    let present = existing(s3, bucket, prefix, &keys).await?;
+    let mut uploaded = 0;
+    for asset in assets {
+        if present.contains(&asset.key) {
+            reporter.event(&Event::Asset {
+                key: asset.key.clone(),
+                uploaded: false,
+                bytes: asset.bytes,
+            });
+        } else {
+            put_asset(s3, bucket, asset, reporter).await?;
+            uploaded += 1;
+        }
+    }
+    Ok(uploaded)
+}
+
+async fn put_asset(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     asset: &Asset,
     reporter: &dyn Reporter,
-) -> Result<bool, Error> {
-    if exists(s3, bucket, &asset.key).await? {
-        reporter.event(&Event::Asset {
-            key: asset.key.clone(),
-            uploaded: false,
-            bytes: asset.bytes,
-        });
-        return Ok(false);
-    }
+) -> Result<(), Error> {
     // The file's size now, not the build's note of it: what is sent is what is read.
     let bytes = std::fs::metadata(&asset.path)
         .map_err(|e| Error::Read {
@@ -156,7 +220,7 @@ pub async fn upload(
         uploaded: true,
         bytes: asset.bytes,
     });
-    Ok(true)
+    Ok(())
 }
 
 /// The S3 URL CloudFormation reads a template from. AWS-style (not the
