@@ -143,8 +143,7 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
             let bucket = if needs_bucket {
                 let bucket = toolkit.bucket(&app)?;
                 let all: Vec<&assets::Asset> = bundles.values().collect();
-                let folder = format!("{app}/");
-                assets::upload_all(&s3, &bucket, &folder, &all, reporter.as_ref()).await?;
+                assets::upload_all(&s3, &bucket, &all, reporter.as_ref()).await?;
                 Some(bucket)
             } else {
                 None

@@ -3,7 +3,7 @@
 //! `<app>/<sha256>.zip`, uploaded only when missing (in parts when large: see
 //! `upload`), and templates too large to send inline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::{json, Value};
@@ -97,82 +97,93 @@ pub struct Asset {
     pub bytes: u64,
 }
 
-/// Is `key` in `bucket` already? (ListObjectsV2 on the key as prefix: it needs
-/// only list permission and gives no 403/404 ambiguity.)
-async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, Error> {
-    let out = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(key)
-        .max_keys(1)
-        .send()
-        .await
-        .map_err(|e| Error::Aws {
-            stack: None,
-            operation: "ListObjectsV2",
-            message: describe_error(&e),
-        })?;
-    Ok(out.contents().iter().any(|o| o.key() == Some(key)))
-}
-
-/// Which of `keys` are in `bucket` already, in one ListObjectsV2 where it can:
-/// bundles share the folder `<prefix>` (`<app>/`), so one page of that folder
-/// (delimiter `/`, up to 1,000 keys) answers for all of them. Keys the page does
-/// not settle (another folder, or a folder of more than one page) are asked one
-/// by one, so a call costs at most one request more than asking each.
-async fn existing(
+/// One ListObjectsV2 page under `prefix` (only list permission needed, and no
+/// 403/404 ambiguity as with HeadObject).
+async fn list_page(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     prefix: &str,
-    keys: &[&str],
-) -> Result<std::collections::BTreeSet<String>, Error> {
-    let mut found = std::collections::BTreeSet::new();
-    if keys.is_empty() {
-        return Ok(found);
-    }
-    let page = s3
-        .list_objects_v2()
+    max_keys: Option<i32>,
+    delimiter: Option<&str>,
+) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, Error> {
+    s3.list_objects_v2()
         .bucket(bucket)
         .prefix(prefix)
-        .delimiter("/")
+        .set_max_keys(max_keys)
+        .set_delimiter(delimiter.map(String::from))
         .send()
         .await
         .map_err(|e| Error::Aws {
             stack: None,
             operation: "ListObjectsV2",
             message: describe_error(&e),
-        })?;
-    found.extend(
-        page.contents()
-            .iter()
-            .filter_map(|o| o.key())
-            .map(String::from),
-    );
+        })
+}
+
+/// Is `key` in `bucket` already? (ListObjectsV2 on the key as prefix.)
+async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<bool, Error> {
+    let out = list_page(s3, bucket, key, Some(1), None).await?;
+    Ok(out.contents().iter().any(|o| o.key() == Some(key)))
+}
+
+/// The folder of `key`, with its trailing `/` (`app/` of `app/<sha>.zip`).
+fn folder_of(key: &str) -> &str {
+    key.rfind('/').map_or("", |i| &key[..=i])
+}
+
+/// The keys one listing of `folder` (`listed`, all of it when `complete`) does
+/// not settle: not listed, and either in another folder or the listing was cut.
+fn unsettled<'k>(
+    keys: &[&'k str],
+    folder: &str,
+    listed: &BTreeSet<String>,
+    complete: bool,
+) -> Vec<&'k str> {
+    keys.iter()
+        .copied()
+        .filter(|k| !(listed.contains(*k) || (complete && folder_of(k) == folder)))
+        .collect()
+}
+
+/// Which of `keys` are in `bucket` already, in one ListObjectsV2 where it can:
+/// bundles share one folder (`<app>/`), so one page of that folder (delimiter
+/// `/`, up to 1,000 keys) answers for all of them. Keys the page does not settle
+/// (see `unsettled`) are asked one by one, so this costs at most one request more
+/// than asking each.
+async fn existing(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    keys: &[&str],
+) -> Result<BTreeSet<String>, Error> {
+    let Some(first) = keys.first() else {
+        return Ok(BTreeSet::new());
+    };
+    let folder = folder_of(first);
+    let page = list_page(s3, bucket, folder, None, Some("/")).await?;
+    let mut found: BTreeSet<String> = page
+        .contents()
+        .iter()
+        .filter_map(|o| o.key())
+        .map(String::from)
+        .collect();
     let complete = !page.is_truncated().unwrap_or(false);
-    for key in keys {
-        let in_folder = key
-            .strip_prefix(prefix)
-            .is_some_and(|rest| !rest.contains('/'));
-        let settled = found.contains(*key) || (complete && in_folder);
-        if !settled && exists(s3, bucket, key).await? {
+    for key in unsettled(keys, folder, &found, complete) {
+        if exists(s3, bucket, key).await? {
             found.insert(key.to_string());
         }
     }
     Ok(found)
 }
 
-/// Upload each of `assets` whose key is not there already (`prefix`: the folder
-/// they share, see `existing`). Returns how many it uploaded.
+/// Upload each of `assets` whose key is not there already.
 pub async fn upload_all(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
-    prefix: &str,
     assets: &[&Asset],
     reporter: &dyn Reporter,
-) -> Result<usize, Error> {
+) -> Result<(), Error> {
     let keys: Vec<&str> = assets.iter().map(|a| a.key.as_str()).collect();
-    let present = existing(s3, bucket, prefix, &keys).await?;
-    let mut uploaded = 0;
+    let present = existing(s3, bucket, &keys).await?;
     for asset in assets {
         if present.contains(&asset.key) {
             reporter.event(&Event::Asset {
@@ -182,10 +193,9 @@ pub async fn upload_all(
             });
         } else {
             put_asset(s3, bucket, asset, reporter).await?;
-            uploaded += 1;
         }
     }
-    Ok(uploaded)
+    Ok(())
 }
 
 async fn put_asset(
@@ -291,6 +301,30 @@ pub async fn template_source(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_listing_of_the_bundle_folder_settles_every_bundle_key_in_it() {
+        let keys = [
+            "app/a.zip",
+            "app/b.zip",
+            "app/templates/s/t.json",
+            "other/c.zip",
+        ];
+        let listed = BTreeSet::from(["app/a.zip".to_string()]);
+        // Complete page: a listed key and an unlisted one of the folder are both
+        // settled; keys of other folders are asked one by one.
+        assert_eq!(
+            unsettled(&keys, "app/", &listed, true),
+            ["app/templates/s/t.json", "other/c.zip"]
+        );
+        // A cut page settles only what it listed.
+        assert_eq!(
+            unsettled(&keys, "app/", &listed, false),
+            ["app/b.zip", "app/templates/s/t.json", "other/c.zip"]
+        );
+        assert_eq!(folder_of("app/a.zip"), "app/");
+        assert_eq!(folder_of("a.zip"), "");
+    }
 
     #[test]
     fn toolkit_bucket_is_encrypted_versioned_private_and_expires_old_versions() {
