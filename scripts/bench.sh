@@ -13,8 +13,9 @@
 #       on a free 127.0.0.1 port;
 #   (d) with --cold: the README's first command, `cargo run -- deploy --stage local`,
 #       on a fresh `git clone` of this checkout's HEAD with an empty CARGO_HOME (the
-#       registry download counts) and an empty target dir, then the same command again;
-#       the rustup toolchain and the tools venv (moto) are reused;
+#       registry download counts), an empty target dir and no tools venv (barkctl
+#       creates the clone's own and pip-installs moto with pip's cache off), then the
+#       same command again; only the rustup toolchain is reused;
 #   (e) scripts/bench-hotswap.sh: hotswap of one changed handler vs a full deploy.
 #
 # Usage: scripts/bench.sh [--cold] [--rounds N] [--hotswap-rounds N]
@@ -218,8 +219,8 @@ if [ "$cold" = 1 ]; then
   ep=http://127.0.0.1:$(free_port)
   endpoints+=("$work/clone/target/debug/barkctl $ep")
   cold_run() {
-    CARGO_HOME=$work/cargo-home CARGO_TARGET_DIR=$work/clone/target \
-      deploy_local "$work/clone" "$ep" cargo run --quiet --
+    CARGO_HOME=$work/cargo-home CARGO_TARGET_DIR=$work/clone/target PIP_NO_CACHE_DIR=1 \
+      BARKCTL_TOOLS_VENV= deploy_local "$work/clone" "$ep" cargo run --quiet --
   }
   c1=$(timed cold_run)
   c2=$(timed cold_run)

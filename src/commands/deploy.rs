@@ -1,10 +1,13 @@
 //! `barkctl deploy`: plan, then carry the plan out wave by wave.
 //!
 //! Order of work (DESIGN.md "Deploy"): select and render (invalid input stops here,
-//! before any AWS call), build the bundles, start the local emulator for local
-//! stages, ask the broadening gate (read-only calls), ensure the toolkit stack
-//! (asset bucket, lock table), take the stage lock, upload missing bundles, then
-//! deploy, and release the lock (on errors and Ctrl-C too).
+//! before any AWS call), then build the bundles on a thread of their own while the
+//! local emulator starts (local stages), and, when no approval needs the bundles,
+//! while the toolkit stack (asset bucket, lock table) is ensured and the stage lock
+//! taken. Where the broadening gate asks (read-only calls), it waits for the build
+//! first. Then upload missing bundles, deploy, and release the lock (on errors and
+//! Ctrl-C too). A cold first run and a no-change deploy each wait for the longer of
+//! the build and the AWS set-up, not for their sum.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -52,158 +55,218 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
         }
     }
 
-    let bundles = build_bundles(&session, &ordered, ctx)?;
-    let target = target(&session, &stage)?;
-    let reporter = progress::reporter(ctx.term, args.progress);
-
-    super::block_on(async {
-        let sdk = aws::sdk_config(&target).await;
-        let cfn = aws::cloudformation(&sdk);
-        let s3 = aws::s3(&sdk);
-        let lambda = args.hotswap.then(|| aws::lambda(&sdk));
-        let app = session.project.app.clone();
-        let needs_bucket = !bundles.is_empty()
-            || rendered.iter().any(|r| {
-                serde_json::to_string(&r.template).map_or(0, |s| s.len())
-                    > assets::INLINE_TEMPLATE_LIMIT
-            });
-
-        if args.dry_run {
-            let bucket = if needs_bucket {
-                toolkit_bucket(&cfn, &app).await?
-            } else {
-                None
+    std::thread::scope(|scope| {
+        let mut build = Build {
+            running: Some(scope.spawn(|| build_bundles(&session, &ordered, ctx))),
+            bundles: BTreeMap::new(),
+        };
+        let target = match target(&session, &stage) {
+            Ok(t) => t,
+            // A failed build is the error to show: it is about the user's code.
+            Err(e) => return Err(build.wait().err().unwrap_or(e)),
+        };
+        let reporter = progress::reporter(ctx.term, args.progress);
+        super::block_on(async {
+            let sdk = aws::sdk_config(&target).await;
+            let cfn = aws::cloudformation(&sdk);
+            let s3 = aws::s3(&sdk);
+            let lambda = args.hotswap.then(|| aws::lambda(&sdk));
+            let app = session.project.app.clone();
+            let needs_bucket = |bundles: &BTreeMap<String, assets::Asset>| {
+                !bundles.is_empty()
+                    || rendered.iter().any(|r| {
+                        serde_json::to_string(&r.template).map_or(0, |s| s.len())
+                            > assets::INLINE_TEMPLATE_LIMIT
+                    })
             };
-            let approved = if args.yes {
+
+            if args.dry_run {
+                let bundles = build.wait()?;
+                let bucket = if needs_bucket(bundles) {
+                    toolkit_bucket(&cfn, &app).await?
+                } else {
+                    None
+                };
+                let approved = if args.yes {
+                    Approved::All
+                } else {
+                    Approved::Only(BTreeMap::new())
+                };
+                let input = deploy_input(
+                    &session, &stage, &target, &waves, &rendered, bundles, bucket, args, approved,
+                );
+                let plan = deploy::dry_run(cfn, &input).await?;
+                if args.json {
+                    ctx.term
+                        .data(&serde_json::to_string_pretty(&plan).unwrap_or_default());
+                } else {
+                    for line in crate::report::summary::plan_lines(&plan) {
+                        ctx.term.data(&line);
+                    }
+                }
+                return Ok(Vec::new());
+            }
+
+            // The broadening gate, before the first mutating call (the toolkit stack).
+            // `--yes` approves everything; `local: true` stages are not gated (README
+            // "deploy"). Otherwise a read-only plan lists each stack's added IAM
+            // statements and security-group rules, and a person approves them here.
+            let approved = if args.yes || stage.local {
                 Approved::All
             } else {
-                Approved::Only(BTreeMap::new())
-            };
-            let input = deploy_input(
-                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
-            );
-            let plan = deploy::dry_run(cfn, &input).await?;
-            if args.json {
-                ctx.term
-                    .data(&serde_json::to_string_pretty(&plan).unwrap_or_default());
-            } else {
-                for line in crate::report::summary::plan_lines(&plan) {
-                    ctx.term.data(&line);
+                let bundles = build.wait()?;
+                let input = deploy_input(
+                    &session,
+                    &stage,
+                    &target,
+                    &waves,
+                    &rendered,
+                    bundles,
+                    None,
+                    args,
+                    Approved::Only(BTreeMap::new()),
+                );
+                let plan = deploy::dry_run(cfn.clone(), &input).await?;
+                match plan.approval {
+                    Approval::Required { stacks } => match confirm_broadening(&stacks)? {
+                        Some(approved) => approved,
+                        None => {
+                            ctx.term.info("nothing deployed");
+                            return Ok(Vec::new());
+                        }
+                    },
+                    // Nothing to approve now; the run refuses any grant that appears
+                    // before it gets to a stack.
+                    _ => Approved::Only(BTreeMap::new()),
                 }
-            }
-            return Ok(Vec::new());
-        }
-
-        // The broadening gate, before the first mutating call (the toolkit stack).
-        // `--yes` approves everything; `local: true` stages are not gated (README
-        // "deploy"). Otherwise a read-only plan lists each stack's added IAM
-        // statements and security-group rules, and a person approves them here.
-        let approved = if args.yes || stage.local {
-            Approved::All
-        } else {
-            let input = deploy_input(
-                &session,
-                &stage,
-                &target,
-                &waves,
-                &rendered,
-                &bundles,
-                None,
-                args,
-                Approved::Only(BTreeMap::new()),
-            );
-            let plan = deploy::dry_run(cfn.clone(), &input).await?;
-            match plan.approval {
-                Approval::Required { stacks } => match confirm_broadening(&stacks)? {
-                    Some(approved) => approved,
-                    None => {
-                        ctx.term.info("nothing deployed");
-                        return Ok(Vec::new());
-                    }
-                },
-                // Nothing to approve now; the run refuses any grant that appears
-                // before it gets to a stack.
-                _ => Approved::Only(BTreeMap::new()),
-            }
-        };
-
-        // The toolkit stack (asset bucket, lock table), then the stage lock. From
-        // here on Ctrl-C releases the lock before barkctl stops.
-        let toolkit = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
-        let interrupted = tokio::signal::ctrl_c();
-        tokio::pin!(interrupted);
-        let lock = tokio::select! {
-            l = lock_stage(ctx, &sdk, &toolkit, &stage.name, "deploy", args.lock_timeout) => l?,
-            _ = &mut interrupted => {
-                return Err(deploy::Error::Interrupted { in_progress: Vec::new(), command: "deploy" }.into());
-            }
-        };
-        let in_flight: deploy::InFlight = Default::default();
-        let work = async {
-            let bucket = if needs_bucket {
-                let bucket = toolkit.bucket(&app)?;
-                let all: Vec<&assets::Asset> = bundles.values().collect();
-                assets::upload_all(&s3, &bucket, &all, reporter.as_ref()).await?;
-                Some(bucket)
-            } else {
-                None
             };
-            let mut input = deploy_input(
-                &session, &stage, &target, &waves, &rendered, &bundles, bucket, args, approved,
-            );
-            input.in_flight = in_flight.clone();
-            input.lambda = lambda;
-            Ok::<_, Error>(deploy::deploy(cfn.clone(), s3.clone(), input, reporter.clone()).await)
-        };
-        // Ctrl-C stops barkctl, not CloudFormation: say which operations go on.
-        let finished = tokio::select! {
-            r = work => Some(r),
-            _ = &mut interrupted => None,
-        };
-        unlock_stage(ctx, lock, &stage.name).await;
-        let report = match finished {
-            Some(r) => r?,
-            None => {
-                progress::finish(reporter.as_ref());
-                return Err(deploy::Error::interrupted(&in_flight, "deploy").into());
+
+            // The toolkit stack (asset bucket, lock table), then the stage lock. From
+            // here on Ctrl-C releases the lock before barkctl stops.
+            let toolkit = ensure_toolkit(&cfn, &s3, &target, &app, reporter.clone()).await?;
+            let interrupted = tokio::signal::ctrl_c();
+            tokio::pin!(interrupted);
+            let lock = tokio::select! {
+                l = lock_stage(ctx, &sdk, &toolkit, &stage.name, "deploy", args.lock_timeout) => l?,
+                _ = &mut interrupted => {
+                    return Err(deploy::Error::Interrupted { in_progress: Vec::new(), command: "deploy" }.into());
+                }
+            };
+            let bundles = match build.wait() {
+                Ok(b) => b,
+                Err(e) => {
+                    unlock_stage(ctx, lock, &stage.name).await;
+                    return Err(e);
+                }
+            };
+            let in_flight: deploy::InFlight = Default::default();
+            let work = async {
+                let bucket = if needs_bucket(bundles) {
+                    let bucket = toolkit.bucket(&app)?;
+                    let all: Vec<&assets::Asset> = bundles.values().collect();
+                    assets::upload_all(&s3, &bucket, &all, reporter.as_ref()).await?;
+                    Some(bucket)
+                } else {
+                    None
+                };
+                let mut input = deploy_input(
+                    &session, &stage, &target, &waves, &rendered, bundles, bucket, args, approved,
+                );
+                input.in_flight = in_flight.clone();
+                input.lambda = lambda;
+                Ok::<_, Error>(
+                    deploy::deploy(cfn.clone(), s3.clone(), input, reporter.clone()).await,
+                )
+            };
+            // Ctrl-C stops barkctl, not CloudFormation: say which operations go on.
+            let finished = tokio::select! {
+                r = work => Some(r),
+                _ = &mut interrupted => None,
+            };
+            unlock_stage(ctx, lock, &stage.name).await;
+            let report = match finished {
+                Some(r) => r?,
+                None => {
+                    progress::finish(reporter.as_ref());
+                    return Err(deploy::Error::interrupted(&in_flight, "deploy").into());
+                }
+            };
+            progress::finish(reporter.as_ref());
+            for line in crate::report::summary::table(&ctx.term, &report.results) {
+                ctx.term.info(&line);
             }
-        };
-        progress::finish(reporter.as_ref());
-        for line in crate::report::summary::table(&ctx.term, &report.results) {
-            ctx.term.info(&line);
-        }
-        let swapped: Vec<String> = report
-            .results
-            .iter()
-            .filter(|r| r.outcome == deploy::Outcome::Hotswapped)
-            .map(|r| format!("`{}`", r.stack_name))
-            .collect();
-        if !swapped.is_empty() {
-            ctx.term.info(&format!(
+            let swapped: Vec<String> = report
+                .results
+                .iter()
+                .filter(|r| r.outcome == deploy::Outcome::Hotswapped)
+                .map(|r| format!("`{}`", r.stack_name))
+                .collect();
+            if !swapped.is_empty() {
+                ctx.term.info(&format!(
                 "hotswap: {} changed through the Lambda API only; CloudFormation still holds the old code keys and environment, so the stack is drifted until the next full `barkctl deploy` (without --hotswap)",
                 swapped.join(", ")
             ));
+            }
+            let retries = aws::retries();
+            if retries > 0 {
+                ctx.term.info(&format!(
+                    "retried {retries} AWS request{} after throttling or transient errors",
+                    if retries == 1 { "" } else { "s" }
+                ));
+            }
+            if let Some(path) = &args.outputs_file {
+                let deployed: BTreeMap<_, _> = report
+                    .outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                deploy::outputs::merge_file(path, &deployed)?;
+            }
+            match report.error {
+                Some(e) => Err(Error::from(e)),
+                None => Ok(report.results),
+            }
+        })?
+    })
+}
+
+type Bundles = BTreeMap<String, assets::Asset>;
+
+/// The bundle build running beside the AWS set-up, waited for where its
+/// bundles are first needed.
+struct Build<'scope> {
+    running: Option<std::thread::ScopedJoinHandle<'scope, Result<Bundles>>>,
+    bundles: Bundles,
+}
+
+impl Drop for Build<'_> {
+    /// A deploy that stops before it needed the bundles (an error, Ctrl-C)
+    /// still waits for cargo; a panic in the build is not repeated here.
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.join();
         }
-        let retries = aws::retries();
-        if retries > 0 {
-            ctx.term.info(&format!(
-                "retried {retries} AWS request{} after throttling or transient errors",
-                if retries == 1 { "" } else { "s" }
-            ));
+    }
+}
+
+impl Build<'_> {
+    /// The bundles, once the build has finished (a panic in it is an error).
+    /// After an error the deploy stops, so it is returned once.
+    fn wait(&mut self) -> Result<&Bundles> {
+        if let Some(running) = self.running.take() {
+            let joined = || {
+                running
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Failed("the bundle build panicked".into())))
+            };
+            // Inside the async body this blocks a runtime worker: tell tokio.
+            self.bundles = match tokio::runtime::Handle::try_current() {
+                Ok(_) => tokio::task::block_in_place(joined)?,
+                Err(_) => joined()?,
+            };
         }
-        if let Some(path) = &args.outputs_file {
-            let deployed: BTreeMap<_, _> = report
-                .outputs
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            deploy::outputs::merge_file(path, &deployed)?;
-        }
-        match report.error {
-            Some(e) => Err(Error::from(e)),
-            None => Ok(report.results),
-        }
-    })?
+        Ok(&self.bundles)
+    }
 }
 
 /// Ask once on a TTY (stdin and stderr) whether the listed additions may be
@@ -250,7 +313,8 @@ pub(crate) fn target(session: &Session, stage: &crate::project::Stage) -> Result
     crate::aws::check_profile(&target).map_err(|message| Error::Usage { message })?;
     if stage.local {
         if let Some(url) = &target.endpoint_url {
-            crate::local::ensure_running(&session.project.root, url)?;
+            let root = &session.project.root;
+            crate::local::ensure_running(root, url, &super::local::on_event(session.term, root))?;
         }
     }
     Ok(target)

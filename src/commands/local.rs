@@ -18,25 +18,30 @@ use crate::local::{self, Down, Endpoint, Event, PgEvent, PgServer, PgStatus, Sta
 use crate::report::Term;
 use crate::{project, Result};
 
+/// The emulator's slow steps, one line each on stderr (`local up`, and every
+/// command that starts the emulator of a local stage).
+pub(crate) fn on_event<'a>(term: Term, root: &'a Path) -> impl Fn(Event) + 'a {
+    move |e: Event| match e {
+        Event::Installing(venv) => term.info(&format!(
+            "installing moto {} into `{}` (first use; takes a minute)",
+            local::MOTO_VERSION,
+            relative(root, &venv)
+        )),
+        Event::Starting(at) => term.info(&format!("starting moto on {at}")),
+        Event::StalePidFile(pid) => {
+            term.info(&format!("removed a stale pid file (process {pid} is gone)"))
+        }
+        Event::UsingVenv(_) => {}
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &LocalArgs) -> Result<i32> {
     let root = project_root(ctx)?;
     match args.command {
         LocalCommand::Up => {
             let endpoint = endpoint(ctx, &root)?;
             let term = ctx.term;
-            let on_event = |e: Event| match e {
-                Event::Installing(venv) => term.info(&format!(
-                    "installing moto {} into `{}` (first use; takes a minute)",
-                    local::MOTO_VERSION,
-                    relative(&root, &venv)
-                )),
-                Event::Starting(at) => term.info(&format!("starting moto on {at}")),
-                Event::StalePidFile(pid) => {
-                    term.info(&format!("removed a stale pid file (process {pid} is gone)"))
-                }
-                Event::UsingVenv(_) => {}
-            };
-            let up = local::up(&root, &endpoint, &on_event)?;
+            let up = local::up(&root, &endpoint, &on_event(term, &root))?;
             if !up.started && matches!(up.status, Status::Running { .. }) {
                 term.info("already running");
             }

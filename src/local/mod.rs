@@ -113,9 +113,13 @@ pub enum Down {
 /// Start the emulator for `project_root` at `endpoint` unless it already runs
 /// there; idempotent, and one probe when it is up. Deploy, diff, outputs and
 /// destroy call this for stages marked `local: true`.
-pub fn ensure_running(project_root: &Path, endpoint: &str) -> Result<Status, Error> {
+pub fn ensure_running(
+    project_root: &Path,
+    endpoint: &str,
+    on_event: &dyn Fn(Event),
+) -> Result<Status, Error> {
     let endpoint = Endpoint::parse(endpoint)?;
-    Ok(up(project_root, &endpoint, &|_| {})?.status)
+    Ok(up(project_root, &endpoint, on_event)?.status)
 }
 
 /// `barkctl local up`: reuse a running server or start one, reporting slow

@@ -296,3 +296,34 @@ fn hotswap_and_watch_refuse_a_protected_stage_without_force() {
     let bare = p.run(&["deploy", "--stage", "guarded", "--force"], None);
     assert_eq!(bare.code, 2, "{bare:#?}");
 }
+
+/// The bundles build while the toolkit stack is ensured and the stage lock is
+/// taken (deploy no longer waits for one before the other): a handler that does
+/// not compile must still end the deploy with cargo's error, deploy nothing of
+/// the project, and leave the lock free for the next run.
+#[test]
+fn a_handler_that_does_not_compile_fails_the_deploy_and_releases_the_stage_lock() {
+    let emu = Emulator::start();
+    let p = Fixture::new(emu.url());
+    p.edit("lambdas/greet/src/main.rs", "\"v1\"", "\"v1\" + 1");
+    let broken = p.run(&["deploy", "--stage", "local"], None);
+    assert_eq!(broken.code, 3, "{broken:#?}");
+    assert!(broken.stderr.contains("error[E0"), "{}", broken.stderr);
+    assert!(
+        broken.stderr.contains("cargo's errors are printed above"),
+        "{}",
+        broken.stderr
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let described = rt.block_on(async {
+        let cfn = aws_sdk_cloudformation::Client::new(&sdk(&p.endpoint).await);
+        cfn.describe_stacks().stack_name(STACK).send().await
+    });
+    assert!(described.is_err(), "the stack was deployed: {described:?}");
+
+    // Fixed, the next deploy takes the lock at once (`--lock-timeout 0`).
+    p.edit("lambdas/greet/src/main.rs", "\"v1\" + 1", "\"v1\"");
+    let fixed = p.run(&["deploy", "--stage", "local", "--lock-timeout", "0"], None);
+    fixed.assert_ok();
+    assert_eq!(get_function(&p.endpoint, FUNCTION).sha, p.built_sha());
+}
