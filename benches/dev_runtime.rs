@@ -4,7 +4,11 @@
 //! - warm invoke latency of a trivial function (ticker-tick) through the Runtime
 //!   API: 1,000 sequential calls, p50 / p99 / max;
 //! - cold start of each handler binary found under target/{release,debug}: from
-//!   process start to its first `/invocation/next`, median of 5.
+//!   process start to its first `/invocation/next`, median of 5. realtime-connect
+//!   reads its JWT key from Secrets Manager before that: `AWS_ENDPOINT_URL` is a
+//!   stand-in on 127.0.0.1 that answers every request with one GetSecretValue
+//!   result, so its figure includes one SDK call over loopback (AWS: a regional
+//!   call, more); nothing else calls out before its first `/next`.
 //!
 //! `DEV_RUNTIME_BIN_DIR=DIR` looks for the binaries in DIR only (another profile or
 //! target triple: `scripts/bench.sh` measures the `lambda` profile so); the warm
@@ -55,14 +59,43 @@ fn binary(name: &str) -> Option<(PathBuf, String)> {
         .find(|(b, _)| b.is_file())
 }
 
-/// What the handlers read at init; values only need to parse.
-fn environment() -> BTreeMap<String, String> {
+/// A stand-in for Secrets Manager on 127.0.0.1 (until the bench ends): every
+/// request gets one GetSecretValue answer. Returns its URL.
+async fn secrets_endpoint() -> String {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            tokio::spawn(http1::Builder::new().serve_connection(
+                io,
+                service_fn(|_req| async {
+                    let body = r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt","Name":"jwt","SecretString":"{\"secret\":\"bench-signing-key-of-forty-eight-bytes-0123456\"}"}"#;
+                    hyper::Response::builder()
+                        .header("content-type", "application/x-amz-json-1.1")
+                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                            body.as_bytes(),
+                        )))
+                }),
+            ));
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// What the handlers read at init; values only need to parse. `endpoint` is
+/// `secrets_endpoint`'s.
+fn environment(endpoint: &str) -> BTreeMap<String, String> {
     [
         ("PATH", "/usr/bin:/bin"),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ("AWS_ENDPOINT_URL", endpoint),
         ("CONNECTIONS_TABLE", "connections"),
         ("METRICS_TABLE", "metrics"),
         ("WEBSOCKET_MANAGEMENT_ENDPOINT", "http://127.0.0.1:9/local"),
@@ -85,12 +118,12 @@ fn environment() -> BTreeMap<String, String> {
     .collect()
 }
 
-fn spec(name: &str, binary: PathBuf) -> FunctionSpec {
+fn spec(name: &str, binary: PathBuf, endpoint: &str) -> FunctionSpec {
     FunctionSpec {
         name: name.to_string(),
         arn: format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
         binary,
-        environment: environment(),
+        environment: environment(endpoint),
         timeout: Duration::from_secs(10),
         memory_mb: 512,
         concurrency: 1,
@@ -127,9 +160,13 @@ async fn main() {
 
 /// Warm latency: 1,000 sequential invokes of ticker-tick.
 async fn warm(tick: PathBuf, profile: &str) {
-    let runtime = Runtime::start(vec![spec("tick", tick)], 0, Arc::new(|_| {}))
-        .await
-        .expect("runtime");
+    let runtime = Runtime::start(
+        vec![spec("tick", tick, "http://127.0.0.1:9")],
+        0,
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect("runtime");
     let _ = runtime.invoke("tick", b"{}".to_vec()).await;
     let mut times = Vec::with_capacity(1000);
     for _ in 0..1000 {
@@ -153,6 +190,7 @@ async fn warm(tick: PathBuf, profile: &str) {
 
 /// Cold starts: process start to first /next, per handler.
 async fn cold_starts() {
+    let endpoint = secrets_endpoint().await;
     for name in HANDLERS {
         let Some((bin, profile)) = binary(name) else {
             println!("cold start {name}: not built");
@@ -168,7 +206,7 @@ async fn cold_starts() {
                     *s.lock().expect("lock") = Some(init);
                 }
             });
-            let rt = Runtime::start(vec![spec(name, bin.clone())], 0, on_event)
+            let rt = Runtime::start(vec![spec(name, bin.clone(), &endpoint)], 0, on_event)
                 .await
                 .expect("runtime");
             // A cheap event; handlers may answer with an error, only init counts.

@@ -165,8 +165,8 @@ PY
     printf '%-24s' handler
     for p in ${cs_profiles//,/ }; do printf ' %12s' "$p"; done
     printf '  %s\n' "${cs_profiles%%,*} vs goal"
-    # realtime-connect reads its JWT secret before its first /next: with the
-    # bench's unreachable endpoint it exits ("never-reached").
+    # realtime-connect reads its JWT secret before its first /next: the bench
+    # answers it from a stand-in endpoint on 127.0.0.1 (one loopback SDK call).
     awk '{print $2}' "$work/cold" | sort -u | while read -r c; do
       printf '%-24s' "$c"
       first=

@@ -219,7 +219,12 @@ pub fn build_functions(
         binaries.extend(exes.into_iter().map(|(c, exe)| (c, exe, *arch)));
     }
 
-    let bundles = pack_all(&binaries, &lambda_dir, &crates, reporter)?;
+    let deflate = if options.stage.local {
+        archive::Deflate::Fast
+    } else {
+        archive::Deflate::Small
+    };
+    let bundles = pack_all(&binaries, &lambda_dir, &crates, deflate, reporter)?;
     reporter.done(&bundles);
     Ok(bundles)
 }
@@ -286,6 +291,7 @@ fn pack_all(
     binaries: &[(String, PathBuf, Architecture)],
     lambda_dir: &std::path::Path,
     crates: &BTreeMap<String, (Architecture, Vec<&FunctionRef>)>,
+    deflate: archive::Deflate,
     reporter: &dyn BuildReporter,
 ) -> Result<BTreeMap<String, Bundle>, Error> {
     let next = AtomicUsize::new(0);
@@ -303,7 +309,7 @@ fn pack_all(
                     break;
                 };
                 let users = crates.get(crate_name).map(|(_, u)| u.as_slice());
-                let result = pack_one(crate_name, binary, *arch, lambda_dir, users);
+                let result = pack_one(crate_name, binary, *arch, lambda_dir, users, deflate);
                 if let Ok(b) = &result {
                     reporter.bundle_ready(b);
                 }
@@ -328,8 +334,15 @@ fn pack_one(
     arch: Architecture,
     lambda_dir: &std::path::Path,
     users: Option<&[&FunctionRef]>,
+    deflate: archive::Deflate,
 ) -> Result<Bundle, Error> {
-    let packed = archive::ensure_bundle(binary, &lambda_dir.join(crate_name), arch, crate_name)?;
+    let packed = archive::ensure_bundle(
+        binary,
+        &lambda_dir.join(crate_name),
+        arch,
+        crate_name,
+        deflate,
+    )?;
     Ok(Bundle {
         crate_name: crate_name.to_string(),
         binary: binary.to_path_buf(),

@@ -264,3 +264,84 @@ fn build_quiet_holds_back_compiler_warnings_but_not_errors() {
     assert!(failed.stderr.contains("error[E0425]"), "{}", failed.stderr);
     assert!(!failed.stderr.contains("Compiling"), "{}", failed.stderr);
 }
+
+/// What a cargo build in the workspace produced for each third-party crate
+/// (registry package, by package id and target): the files, whose names carry
+/// cargo's hash of the crate's features and profile. Fresh or compiled alike, so
+/// the answer does not depend on what earlier builds left in the target dir.
+fn third_party_artifacts(
+    root: &Path,
+    args: &[&str],
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args(args)
+        .args(["--message-format=json", "--quiet"])
+        .env_remove("CARGO_BUILD_TARGET")
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact")
+        .filter_map(|m| {
+            let id = m["package_id"].as_str()?;
+            id.starts_with("registry+").then_some(())?;
+            let files = m["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect();
+            Some((format!("{id} {}", m["target"]["name"]), files))
+        })
+        .collect()
+}
+
+/// Regression (issue 13, the first run took 605-711 s): `cargo run` builds barkctl
+/// alone, then barkctl builds the local stage's handlers alone, and cargo resolves
+/// features per invocation, so the handlers' build compiled most of the dependency
+/// tree a second time with other features. `crates/workspace-hack` makes both ask
+/// for the same features: every third-party crate of both builds must be the same
+/// artifact, but aws-config, kept out of it on purpose (barkctl's `sso` feature).
+/// The handlers' build is the one `barkctl deploy --stage local` runs (`--profile
+/// dev`, one `-p` per function crate).
+#[test]
+fn a_local_stages_handler_build_reuses_the_dependencies_cargo_run_built_for_barkctl() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let barkctl = third_party_artifacts(root, &["build", "--bin", "barkctl"]);
+    let mut args = vec!["build", "--profile", "dev"];
+    for krate in [
+        "db-healthcheck",
+        "jobs-migration",
+        "jobs-property-archival",
+        "jobs-property-deletion",
+        "realtime-broadcast",
+        "realtime-connect",
+        "realtime-disconnect",
+        "realtime-message",
+        "realtime-sweeper",
+        "stream-processor",
+    ] {
+        args.extend(["-p", krate]);
+    }
+    let handlers = third_party_artifacts(root, &args);
+    let shared: Vec<&String> = handlers
+        .keys()
+        .filter(|k| barkctl.contains_key(*k))
+        .collect();
+    assert!(shared.len() > 100, "{shared:?}");
+    let built_twice: Vec<&String> = shared
+        .into_iter()
+        .filter(|k| !k.contains("#aws-config@") && handlers[*k] != barkctl[*k])
+        .collect();
+    assert!(
+        built_twice.is_empty(),
+        "the handlers' build made its own copy of these dependencies of barkctl (run `cargo hakari generate` and `cargo hakari manage-deps`): {built_twice:?}"
+    );
+}
