@@ -98,8 +98,9 @@ pub(super) fn copy_workspace() -> (tempfile::TempDir, PathBuf) {
             &std::fs::read_to_string(root.join(f)).expect("read"),
         );
     }
-    // `examples/` too: its function crates are workspace members.
-    for d in ["src", "stacks", "templates", "examples"] {
+    // `examples/` too: its function crates are workspace members; `crates/`
+    // holds the workspace-hack every member depends on.
+    for d in ["src", "stacks", "templates", "examples", "crates"] {
         harness::copy_dir(&root.join(d), &dst.join(d));
     }
     for e in std::fs::read_dir(root.join("lambdas"))
