@@ -152,13 +152,22 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
                     return Err(deploy::Error::Interrupted { in_progress: Vec::new(), command: "deploy" }.into());
                 }
             };
+            // Under the lock, each stack's deployed state is read while cargo
+            // may still be building (a no-change run: most of its AWS reads).
+            let prefetching = tokio::spawn({
+                let cfn = cfn.clone();
+                let names = rendered.iter().map(|r| r.stack_name.clone()).collect();
+                async move { deploy::prefetch(&cfn, names).await }
+            });
             let bundles = match build.wait() {
                 Ok(b) => b,
                 Err(e) => {
+                    prefetching.abort();
                     unlock_stage(ctx, lock, &stage.name).await;
                     return Err(e);
                 }
             };
+            let prefetched = prefetching.await.unwrap_or_default();
             let in_flight: deploy::InFlight = Default::default();
             let work = async {
                 let bucket = if needs_bucket(bundles) {
@@ -174,6 +183,7 @@ pub(crate) fn execute(ctx: &Ctx, args: &DeployArgs) -> Result<Vec<StackResult>> 
                 );
                 input.in_flight = in_flight.clone();
                 input.lambda = lambda;
+                input.prefetched = prefetched;
                 Ok::<_, Error>(
                     deploy::deploy(cfn.clone(), s3.clone(), input, reporter.clone()).await,
                 )
@@ -419,6 +429,7 @@ pub(crate) async fn ensure_toolkit(
         in_flight: Default::default(),
         hotswap: false,
         lambda: None,
+        prefetched: Default::default(),
     };
     let report = deploy::deploy(cfn.clone(), s3.clone(), input, reporter).await;
     if let Some(e) = report.error {
@@ -554,5 +565,6 @@ fn deploy_input(
         in_flight: Default::default(),
         hotswap: args.hotswap,
         lambda: None,
+        prefetched: Default::default(),
     }
 }

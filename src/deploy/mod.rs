@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use cfn::TemplateSource;
 pub use reporter::{Event, NoReport, Outcome, Reporter, StackResult};
-pub use run::{deploy, dry_run, DeployInput, InFlight, StackInput};
+pub use run::{deploy, dry_run, prefetch, DeployInput, InFlight, Prefetched, StackInput};
 
 /// The end of a hotswapped stack's note, after the functions' names.
 pub const HOTSWAP_NOTE: &str =

@@ -60,6 +60,32 @@ pub struct DeployInput {
     pub hotswap: bool,
     /// The client a hotswap uses (dry runs plan without one).
     pub lambda: Option<aws_sdk_lambda::Client>,
+    /// Stacks' deployed state read ahead (see [`prefetch`]), by full stack name.
+    pub prefetched: Prefetched,
+}
+
+/// Full stack name -> its deployed state and when it was read.
+pub type Prefetched = BTreeMap<String, (Instant, Deployed)>;
+
+/// A state read ahead stands in for the read at the stack's turn only while it
+/// is this young: a no-change run gets there in milliseconds, and a stack whose
+/// turn comes after a long upstream update is read again.
+const PREFETCH_FRESH: Duration = Duration::from_secs(10);
+
+/// Read the deployed state of `stack_names` concurrently, while something else
+/// (the bundle build) is under way. Only under the stage lock: no other barkctl
+/// run changes these stacks until the run that holds it ends. A stack whose read
+/// fails is left out; its own read at its turn reports the error.
+pub async fn prefetch(cfn: &Client, stack_names: Vec<String>) -> Prefetched {
+    let reads = stack_names.into_iter().map(|name| async move {
+        let deployed = cfn::deployed(cfn, &name).await.ok()?;
+        Some((name, (Instant::now(), deployed)))
+    });
+    futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Stack name -> the operation running on it (`UPDATE`, `CREATE`, `DELETE`).
@@ -78,6 +104,7 @@ struct Shared {
     s3: aws_sdk_s3::Client,
     input_meta: Meta,
     outputs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    prefetched: Mutex<Prefetched>,
     reporter: Arc<dyn Reporter>,
 }
 
@@ -118,6 +145,7 @@ pub async fn deploy(
             hotswap: input.lambda.filter(|_| input.hotswap),
         },
         outputs: Mutex::new(BTreeMap::new()),
+        prefetched: Mutex::new(input.prefetched),
         reporter: reporter.clone(),
     });
     let semaphore = Arc::new(Semaphore::new(input.concurrency.max(1)));
@@ -410,7 +438,16 @@ async fn deploy_stack(
     let hotswap = meta.hotswap.is_some();
     let total = resource_count(&stack.template);
 
-    let mut deployed = cfn::deployed(client, &stack.stack_name).await?;
+    let ahead = shared
+        .prefetched
+        .lock()
+        .ok()
+        .and_then(|mut p| p.remove(&stack.stack_name))
+        .filter(|(read, _)| read.elapsed() < PREFETCH_FRESH);
+    let mut deployed = match ahead {
+        Some((_, d)) => d,
+        None => cfn::deployed(client, &stack.stack_name).await?,
+    };
     let mut note = None;
     let (mut planned, mut desired) =
         plan_stack(stack, wave, &deployed, &known, meta.local, hotswap);
