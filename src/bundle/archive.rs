@@ -297,25 +297,13 @@ mod tests {
     fn a_binary_for_another_architecture_is_refused() {
         let dir = tempfile::tempdir().expect("temp dir");
         let bin = dir.path().join("app");
+        let out = dir.path().join("out");
+        let pack = || ensure_bundle(&bin, &out, Architecture::X86_64, "app", Deflate::Small);
         std::fs::write(&bin, fake_elf(0xb7)).expect("write");
-        let err = ensure_bundle(
-            &bin,
-            &dir.path().join("out"),
-            Architecture::X86_64,
-            "app",
-            Deflate::Small,
-        )
-        .expect_err("arm64 binary for an x86_64 function");
+        let err = pack().expect_err("arm64 binary for an x86_64 function");
         assert!(err.to_string().contains("an arm64 ELF"), "{err}");
         std::fs::write(&bin, b"#!/bin/sh\necho hi\n").expect("write");
-        let err = ensure_bundle(
-            &bin,
-            &dir.path().join("out"),
-            Architecture::X86_64,
-            "app",
-            Deflate::Small,
-        )
-        .expect_err("a script is not a Lambda binary");
+        let err = pack().expect_err("a script is not a Lambda binary");
         assert!(err.to_string().contains("not an ELF"), "{err}");
     }
 }
