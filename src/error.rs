@@ -2,15 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Exit codes, documented in README.md.
-pub mod exit {
-    pub const OK: i32 = 0;
-    pub const DIFFERENCES: i32 = 1;
-    pub const INVALID_INPUT: i32 = 2;
-    pub const DEPLOY_FAILED: i32 = 3;
-    /// Ctrl-C (128 + SIGINT, as shells report it).
-    pub const INTERRUPTED: i32 = 130;
-}
+use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod dev;
 pub mod diff;
 pub mod error;
+pub mod exit;
 pub mod graph;
 pub mod local;
 pub mod plan;

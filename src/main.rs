@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use barkctl::cli::{Cli, Command};
 use barkctl::commands::{self, Ctx};
-use barkctl::error::exit;
+use barkctl::exit;
 use barkctl::report::Term;
 use clap::Parser;
 

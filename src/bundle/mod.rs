@@ -522,7 +522,7 @@ impl Error {
     /// what the user named or declared, 3 when building failed (a compile error
     /// included: the stack files were fine, the build was not).
     pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             Error::UnknownStack { .. }
             | Error::UnknownFunction { .. }

@@ -30,5 +30,5 @@ pub fn run(ctx: &Ctx) -> Result<i32> {
         target.region
     ));
     ctx.term.data(&bucket);
-    Ok(crate::error::exit::OK)
+    Ok(crate::exit::OK)
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::Ctx;
 use crate::bundle::{self, BuildOptions};
 use crate::cli::BuildArgs;
-use crate::error::exit;
+use crate::exit;
 use crate::report::build::{print_table, BuildProgress};
 use crate::Result;
 

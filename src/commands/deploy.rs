@@ -23,7 +23,7 @@ use crate::report::progress;
 use crate::{Error, Result};
 
 pub fn run(ctx: &Ctx, args: &DeployArgs) -> Result<i32> {
-    execute(ctx, args).map(|_| crate::error::exit::OK)
+    execute(ctx, args).map(|_| crate::exit::OK)
 }
 
 /// The deploy, with each stack's result (none for a dry run or a declined prompt).

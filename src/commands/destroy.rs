@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
             .map_err(|e| Error::Failed(format!("cannot read the answer: {e}")))?;
         if !matches!(answer.trim(), "y" | "Y" | "yes") {
             ctx.term.info("nothing deleted");
-            return Ok(crate::error::exit::OK);
+            return Ok(crate::exit::OK);
         }
     }
 
@@ -101,6 +101,6 @@ pub fn run(ctx: &Ctx, args: &DestroyArgs) -> Result<i32> {
     }
     match error {
         Some(e) => Err(e.into()),
-        None => Ok(crate::error::exit::OK),
+        None => Ok(crate::exit::OK),
     }
 }

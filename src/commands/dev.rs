@@ -14,7 +14,7 @@ use crate::dev::gateway::{Gateway, GatewayConfig, GatewayEvent};
 use crate::dev::runtime::{Runtime, RuntimeEvent};
 use crate::dev::stage::{LocalDatabase, LocalGateway, Rewrites};
 use crate::dev::{self, engine, triggers, Invoke};
-use crate::error::exit;
+use crate::exit;
 use crate::{aws, Result};
 
 pub fn run(ctx: &Ctx, args: &DevArgs) -> Result<i32> {

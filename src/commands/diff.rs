@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use super::Ctx;
 use crate::cli::{ColorChoice, DiffArgs};
 use crate::diff::{self, StackStatus};
-use crate::error::exit;
+use crate::exit;
 use crate::report::diff as report;
 use crate::Result;
 

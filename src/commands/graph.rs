@@ -9,7 +9,7 @@ use crate::Result;
 pub fn run(ctx: &Ctx, args: &GraphArgs) -> Result<i32> {
     let text = render(&ctx.session()?, args)?;
     ctx.term.data(text.trim_end());
-    Ok(crate::error::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 pub fn render(session: &Session, args: &GraphArgs) -> Result<String> {

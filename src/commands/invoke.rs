@@ -9,7 +9,7 @@ use crate::cli::InvokeArgs;
 use crate::dev::runtime::{Runtime, RuntimeEvent};
 use crate::dev::stage::Rewrites;
 use crate::dev::{self, engine, Invoke, Outcome};
-use crate::error::exit;
+use crate::exit;
 use crate::{aws, Result};
 
 pub fn run(ctx: &Ctx, args: &InvokeArgs) -> Result<i32> {

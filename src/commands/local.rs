@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::Ctx;
 use crate::cli::{LocalArgs, LocalCommand};
-use crate::error::exit;
+use crate::exit;
 use crate::local::postgres::NoTls;
 use crate::local::{self, Down, Endpoint, Event, PgEvent, PgServer, PgStatus, Status};
 use crate::report::Term;

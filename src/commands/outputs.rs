@@ -96,5 +96,5 @@ pub fn run(ctx: &Ctx, args: &OutputsArgs) -> Result<i32> {
             }
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(crate::exit::OK)
 }

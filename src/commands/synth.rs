@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, args: &SynthArgs) -> Result<i32> {
             }
         }
     }
-    Ok(crate::error::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 pub fn synth(session: &Session, args: &SynthArgs) -> Result<SynthOutput> {

@@ -11,7 +11,7 @@ pub fn run(ctx: &Ctx, args: &ValidateArgs) -> Result<i32> {
     for line in validate(&ctx.session()?, args)? {
         ctx.term.info(&line);
     }
-    Ok(crate::error::exit::OK)
+    Ok(crate::exit::OK)
 }
 
 /// One line per stage: `stage: N stacks, M resources: ok`.

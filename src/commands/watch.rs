@@ -11,7 +11,7 @@ use super::Ctx;
 use crate::cli::{DeployArgs, ProgressMode, WatchArgs};
 use crate::deploy::{self, Outcome, StackResult};
 use crate::dev::watch::{fingerprint, Fingerprint};
-use crate::error::exit;
+use crate::exit;
 use crate::report::Term;
 use crate::Result;
 

@@ -214,7 +214,7 @@ impl Error {
     }
 
     pub fn exit_code(&self) -> i32 {
-        use crate::error::exit;
+        use crate::exit;
         match self {
             Error::NeedsConfirmation
             | Error::Unapproved { .. }

@@ -1,6 +1,6 @@
 //! What can stop `barkctl dev` or `barkctl invoke`, and the exit code of each.
 
-use crate::error::exit;
+use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -20,7 +20,7 @@ pub use fetch::{diff_stacks, Request};
 pub use model::*;
 pub use security::SecurityChanges;
 
-use crate::error::exit;
+use crate::exit;
 
 /// Errors of this layer. Each variant carries its context (stack, file, AWS code).
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Endpoint;
-use crate::error::exit;
+use crate::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

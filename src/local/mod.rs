@@ -266,7 +266,7 @@ fn start(paths: &state::Paths, venv: &venv::Venv, endpoint: &Endpoint) -> Result
     state::write_file(&paths.script, MOTO_EXT_PY)?;
     let mut child = process::spawn(&venv.python(), &paths.script, endpoint.port, &paths.log)?;
     let pid = child.id();
-    let record = state::PidRecord {
+    let record = process::PidRecord {
         pid,
         port: endpoint.port,
         script: paths.script.clone(),

@@ -4,15 +4,15 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 
-use super::state::PidRecord;
 use super::{Endpoint, Error};
 
 /// What answers on an endpoint.
@@ -84,6 +84,15 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect(),
     )
+}
+
+/// What `moto.pid` holds. The script path and port identify our server in
+/// `/proc/<pid>/cmdline`, so a recycled pid is never taken for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PidRecord {
+    pub pid: u32,
+    pub port: u16,
+    pub script: PathBuf,
 }
 
 /// `pid` is alive and is the launcher this record names, on the recorded port.

@@ -5,8 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use super::process::PidRecord;
 use super::Error;
 
 pub struct Paths {
@@ -32,15 +31,6 @@ impl Paths {
             dir,
         }
     }
-}
-
-/// What `moto.pid` holds. The script path and port identify our server in
-/// `/proc/<pid>/cmdline`, so a recycled pid is never taken for it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PidRecord {
-    pub pid: u32,
-    pub port: u16,
-    pub script: PathBuf,
 }
 
 /// The recorded server, if any. An unreadable or foreign pid file counts as
