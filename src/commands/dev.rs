@@ -396,7 +396,7 @@ pub(crate) async fn local_rewrites(
                 .map_err(|e| dev::Error::Database(e.to_string()))?;
         }
         databases.push(LocalDatabase {
-            address: db.address.clone(),
+            instance_id: db.instance_id.clone(),
             port: db.port,
             local_port: server.port,
             tls: server.tls,

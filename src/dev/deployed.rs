@@ -1,6 +1,7 @@
 //! The deployed stage as the emulator holds it: what `barkctl dev` runs. Read
-//! through each service's own API (Lambda, EventBridge, API Gateway V2, RDS),
-//! never from `stacks/`, so what runs is what was deployed.
+//! through each service's own API (Lambda, EventBridge, API Gateway V2) and, for
+//! RDS instances, from the template and parameters CloudFormation deployed them
+//! with; never from `stacks/`, so what runs is what was deployed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -96,12 +97,15 @@ pub struct WebSocketApi {
 }
 
 /// An RDS PostgreSQL instance of the stage: the local server stands in for it.
+/// Its engine, port and database name come from the deployed template (with the
+/// stack's parameter values for a `Ref`), not from the RDS API: barkctl does
+/// without the RDS SDK, the largest crate of its build (44 s of a cold build's
+/// CPU on this machine), and a template says all `dev` needs of an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Database {
+    /// The DB instance identifier; its endpoint address is
+    /// `<instance_id>.<hash>.<region>.rds.amazonaws.com` (see `is_endpoint`).
     pub instance_id: String,
-    /// The endpoint address the emulator made up; functions that were given it
-    /// are pointed at the local server instead.
-    pub address: String,
     pub port: u16,
     pub db_name: Option<String>,
     /// The master credentials' secret (from the stack's secret target attachment),
@@ -169,14 +173,24 @@ pub async fn read(
             );
             if let Some(key) = name.strip_prefix(&prefix) {
                 if !gone {
-                    stacks.push((key.to_string(), name.to_string()));
+                    let parameters: BTreeMap<String, String> = s
+                        .parameters()
+                        .iter()
+                        .map(|p| {
+                            (
+                                p.parameter_key().unwrap_or_default().to_string(),
+                                p.parameter_value().unwrap_or_default().to_string(),
+                            )
+                        })
+                        .collect();
+                    stacks.push((key.to_string(), name.to_string(), parameters));
                 }
             }
         }
     }
     let lambda = aws_sdk_lambda::Client::new(sdk);
     let mut function_arns = BTreeMap::new();
-    for (key, stack_name) in &stacks {
+    for (key, stack_name, parameters) in &stacks {
         let res = cfn
             .describe_stack_resources()
             .stack_name(stack_name)
@@ -198,15 +212,28 @@ pub async fn read(
                         out.websocket_apis.push(api);
                     }
                 }
-                "AWS::RDS::DBInstance" if !physical.is_empty() => instances.push(physical),
+                "AWS::RDS::DBInstance" if !physical.is_empty() => instances.push((
+                    r.logical_resource_id().unwrap_or_default().to_string(),
+                    physical,
+                )),
                 "AWS::SecretsManager::Secret" if !physical.is_empty() => secrets.push(physical),
                 _ => {}
             }
         }
-        for id in instances {
-            if let Some(mut db) = read_database(sdk, &id).await? {
-                db.secret_arn = secrets.first().cloned();
-                out.databases.push(db);
+        if !instances.is_empty() {
+            let template = crate::deploy::cfn::get_template(&cfn, stack_name)
+                .await
+                .map_err(|e| ReadError::Aws {
+                    service: "CloudFormation",
+                    operation: "GetTemplate",
+                    message: e.to_string(),
+                })?
+                .unwrap_or_default();
+            for (logical, id) in instances {
+                if let Some(mut db) = database_of(&template, parameters, &logical, &id) {
+                    db.secret_arn = secrets.first().cloned();
+                    out.databases.push(db);
+                }
             }
         }
     }
@@ -461,39 +488,63 @@ pub fn function_name_of_uri(uri: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-async fn read_database(
-    sdk: &aws_config::SdkConfig,
+/// The PostgreSQL instance `logical` of a deployed template (`None`: another
+/// engine). A property that is a `Ref` to a parameter takes the stack's value.
+fn database_of(
+    template: &serde_json::Value,
+    parameters: &BTreeMap<String, String>,
+    logical: &str,
     instance_id: &str,
-) -> Result<Option<Database>, ReadError> {
-    let rds = aws_sdk_rds::Client::new(sdk);
-    let res = rds
-        .describe_db_instances()
-        .db_instance_identifier(instance_id)
-        .send()
-        .await
-        .map_err(aws_err("RDS", "DescribeDBInstances"))?;
-    let Some(db) = res.db_instances().first() else {
-        return Ok(None);
+) -> Option<Database> {
+    let props = &template["Resources"][logical]["Properties"];
+    let value = |key: &str| -> Option<String> {
+        match &props[key] {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            v => parameters.get(v["Ref"].as_str()?).cloned(),
+        }
     };
-    if !db.engine().unwrap_or_default().contains("postgres") {
-        return Ok(None);
+    if !value("Engine")?.contains("postgres") {
+        return None;
     }
-    let endpoint = db.endpoint();
-    Ok(Some(Database {
+    Some(Database {
         instance_id: instance_id.to_string(),
-        address: endpoint
-            .and_then(|e| e.address())
-            .unwrap_or_default()
-            .to_string(),
-        port: endpoint.and_then(|e| e.port()).unwrap_or(5432) as u16,
-        db_name: db.db_name().map(str::to_string),
+        port: value("Port").and_then(|p| p.parse().ok()).unwrap_or(5432),
+        db_name: value("DBName"),
         secret_arn: None,
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_postgres_instance_is_read_from_its_template_with_parameter_values() {
+        let template = serde_json::json!({"Resources": {
+            "Db": {"Type": "AWS::RDS::DBInstance", "Properties": {
+                "Engine": "postgres", "Port": "6543", "DBName": {"Ref": "DbName"}}},
+            "Other": {"Type": "AWS::RDS::DBInstance", "Properties": {"Engine": "mysql"}},
+            "Bare": {"Type": "AWS::RDS::DBInstance", "Properties": {"Engine": {"Ref": "Engine"}}}
+        }});
+        let params = BTreeMap::from([
+            ("DbName".to_string(), "barkbase".to_string()),
+            ("Engine".to_string(), "aurora-postgresql".to_string()),
+        ]);
+        assert_eq!(
+            database_of(&template, &params, "Db", "db-1"),
+            Some(Database {
+                instance_id: "db-1".into(),
+                port: 6543,
+                db_name: Some("barkbase".into()),
+                secret_arn: None,
+            })
+        );
+        assert_eq!(database_of(&template, &params, "Other", "db-2"), None);
+        let bare = database_of(&template, &params, "Bare", "db-3").expect("postgres");
+        assert_eq!((bare.port, bare.db_name), (5432, None));
+        assert_eq!(database_of(&template, &params, "Missing", "db-4"), None);
+    }
 
     #[test]
     fn integration_uri_names_the_function() {

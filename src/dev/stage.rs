@@ -20,12 +20,29 @@ use super::runtime::FunctionSpec;
 /// The local PostgreSQL server standing in for an RDS instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalDatabase {
-    /// The RDS endpoint the emulator made up, and its port.
-    pub address: String,
+    /// The RDS instance's identifier (its endpoint address starts with it), and
+    /// the port it was deployed with.
+    pub instance_id: String,
     pub port: u16,
     /// Where the local server listens (127.0.0.1).
     pub local_port: u16,
     pub tls: bool,
+}
+
+impl LocalDatabase {
+    /// `host` is this instance's endpoint address,
+    /// `<instance id>.<hash>.<region>.rds.amazonaws.com` as AWS documents it (the
+    /// emulator makes up `<id>.aaaaaaaaaa.<region>.rds.amazonaws.com`); RDS
+    /// lowercases the identifier in it.
+    pub fn is_endpoint(&self, host: &str) -> bool {
+        let host = host.to_ascii_lowercase();
+        let id = self.instance_id.to_ascii_lowercase();
+        !id.is_empty()
+            && host
+                .strip_prefix(&id)
+                .is_some_and(|rest| rest.starts_with('.'))
+            && host.trim_end_matches(".cn").ends_with(".rds.amazonaws.com")
+    }
 }
 
 /// A local gateway standing in for a WebSocket API.
@@ -77,7 +94,7 @@ pub fn environment(
     for (k, v) in &f.environment {
         let mut value = v.clone();
         for db in &rewrites.databases {
-            if !db.address.is_empty() && value == db.address {
+            if db.is_endpoint(&value) {
                 value = "127.0.0.1".into();
                 uses_db = true;
             } else if k.ends_with("PORT") && value == db.port.to_string() {
@@ -160,6 +177,23 @@ mod tests {
     }
 
     #[test]
+    fn an_instances_endpoint_is_its_identifier_under_rds_amazonaws_com() {
+        let db = LocalDatabase {
+            instance_id: "BarkDb".into(),
+            port: 5432,
+            local_port: 54011,
+            tls: false,
+        };
+        assert!(db.is_endpoint("barkdb.aaaaaaaaaa.us-east-1.rds.amazonaws.com"));
+        assert!(db.is_endpoint("BARKDB.c9akciq32.eu-west-1.RDS.amazonaws.com"));
+        assert!(db.is_endpoint("barkdb.c9akciq32.cn-north-1.rds.amazonaws.com.cn"));
+        assert!(!db.is_endpoint("barkdb2.aaaaaaaaaa.us-east-1.rds.amazonaws.com"));
+        assert!(!db.is_endpoint("barkdb.example.com"));
+        assert!(!db.is_endpoint("barkdb"));
+        assert!(!db.is_endpoint("5432"));
+    }
+
+    #[test]
     fn rds_endpoint_and_management_endpoint_point_at_local_servers() {
         let stage = DeployedStage {
             region: "us-east-1".into(),
@@ -177,7 +211,7 @@ mod tests {
         ]);
         let rewrites = Rewrites {
             databases: vec![LocalDatabase {
-                address: "db.abc.us-east-1.rds.amazonaws.com".into(),
+                instance_id: "db".into(),
                 port: 5432,
                 local_port: 54011,
                 tls: true,
