@@ -173,16 +173,7 @@ pub async fn read(
             );
             if let Some(key) = name.strip_prefix(&prefix) {
                 if !gone {
-                    let parameters: BTreeMap<String, String> = s
-                        .parameters()
-                        .iter()
-                        .map(|p| {
-                            (
-                                p.parameter_key().unwrap_or_default().to_string(),
-                                p.parameter_value().unwrap_or_default().to_string(),
-                            )
-                        })
-                        .collect();
+                    let parameters = crate::deploy::cfn::parameters_of(s);
                     stacks.push((key.to_string(), name.to_string(), parameters));
                 }
             }
@@ -226,7 +217,12 @@ pub async fn read(
                 .map_err(|e| ReadError::Aws {
                     service: "CloudFormation",
                     operation: "GetTemplate",
-                    message: e.to_string(),
+                    // The service's code and message, without the deploy layer's
+                    // own "GetTemplate failed for …" around them.
+                    message: match e {
+                        crate::deploy::Error::Aws { message, .. } => message,
+                        other => other.to_string(),
+                    },
                 })?
                 .unwrap_or_default();
             for (logical, id) in instances {
